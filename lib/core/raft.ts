@@ -63,9 +63,9 @@ export interface CoreOptions {
   /** Where role and membership changes are logged. */
   logger?: Logger;
   /** AppendEntries requests outstanding per follower. */
-  inflightMax?: number;
+  inflightMax?: number | undefined;
   /** Entries carried by one AppendEntries request. */
-  entriesPerAppendMax?: number;
+  entriesPerAppendMax?: number | undefined;
 }
 
 /** A read-index request's outcome: `index` is null if leadership was lost. */
