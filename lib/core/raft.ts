@@ -161,8 +161,10 @@ export class RaftCore {
     this.#inflightMax = options.inflightMax ?? 32;
     this.#entriesPerAppendMax = options.entriesPerAppendMax ?? 512;
     this.#log = new RaftLog(options.entries);
-    this.#term = options.hardState.term;
-    this.#vote = options.hardState.vote;
+    // A torn batch may keep entries whose term the hard state never saw.
+    const termBehind = options.hardState.term < this.#log.lastTerm();
+    this.#term = Math.max(options.hardState.term, this.#log.lastTerm());
+    this.#vote = termBehind ? 0 : options.hardState.vote;
     this.#commit = Math.min(options.hardState.commit, this.#log.lastIndex());
     this.#saved = { ...options.hardState };
     this.#handedOut = Math.min(options.applied, this.#commit);
