@@ -443,6 +443,7 @@ export class Server<C> {
 
   async #startTransport(): Promise<void> {
     const transport = this.#transport ?? this.#httpTransport();
+    this.#peersIndex = -1;
     this.#updatePeers();
     await transport.start(this.#id, {
       accepts: (from) => this.#knows(from),
