@@ -5,6 +5,7 @@
  * @module
  */
 
+import { crc32 } from "node:zlib";
 import { type Clock, systemClock } from "./clock.ts";
 import { type Command, type CommandClass, CommandRegistry } from "./command.ts";
 import type { Config } from "./config.ts";
@@ -18,6 +19,7 @@ import {
 import {
   type Entry,
   EntryKind,
+  type HardState,
   type Member,
   type Message,
   type NodeId,
@@ -131,6 +133,13 @@ interface Waiter {
   timeout(): Error;
 }
 
+/**
+ * Internal: the key of the method through which lilraft's simulator
+ * (`lib/testing.ts`) reads a server's Raft core (log, term, commit) to check
+ * safety properties. Not exported from `mod.ts`; not a public API.
+ */
+export const inspectCore: unique symbol = Symbol("lilraft.inspectCore");
+
 const defaults = {
   electionTimeoutMs: 150,
   heartbeatIntervalMs: 50,
@@ -169,6 +178,8 @@ export class Server<C> {
   #failure: Error | undefined;
   #applied = 0;
   #savedApplied = -1;
+  #savedHardState: HardState = { term: 0, vote: 0, commit: 0 };
+  #deferredHardState: HardState | undefined;
   #ticker: unknown;
   #listenPort: { port: number; hostname: string } | undefined;
 
@@ -181,6 +192,7 @@ export class Server<C> {
   #learners = new Map<NodeId, Member>();
   #changing = false;
   #peersIndex = -1;
+  #cluster: string | undefined;
 
   /**
    * @param id This node's id; must appear in `config` unless joining.
@@ -277,6 +289,7 @@ export class Server<C> {
       logger: this.#logger,
     });
     const stored = await this.#storage.open();
+    this.#savedHardState = stored.hardState;
     this.#applied = recover
       ? 0
       : Math.min(stored.applied, stored.entries.length);
@@ -310,11 +323,21 @@ export class Server<C> {
     await this.#loop;
     this.#rejectAll(new StoppedError(`Server ${this.#id} stopped`));
     await this.#transport?.stop();
-    if (!failed && this.#applied !== this.#savedApplied) {
-      await this.#storage?.save({ applied: this.#applied }).catch(() => {});
+    const deferred = this.#deferredHardState;
+    if (!failed && (deferred || this.#applied !== this.#savedApplied)) {
+      const batch = {
+        applied: this.#applied,
+        ...deferred && { hardState: deferred },
+      };
+      await this.#storage?.save(batch).catch(() => {});
     }
     await this.#storage?.close();
     this.#logger.info("stopped", { id: this.#id, applied: this.#applied });
+  }
+
+  /** Internal, for the simulator only: the Raft core once started. */
+  [inspectCore](): RaftCore | undefined {
+    return this.#core;
   }
 
   /** The node's state, for operators and tests. */
@@ -446,7 +469,11 @@ export class Server<C> {
     this.#peersIndex = -1;
     this.#updatePeers();
     await transport.start(this.#id, {
-      accepts: (from) => this.#knows(from),
+      accepts: (from, cluster) =>
+        this.#knows(from) ||
+        (cluster !== undefined && cluster === this.#clusterId()),
+      clusterId: () => this.#clusterId(),
+      address: () => this.#address(),
       receive: (messages) => this.#receive(messages),
       forward: (request) => this.#serveForward(request),
       unreachable: (id) => this.#core?.reportUnreachable(id),
@@ -454,6 +481,28 @@ export class Server<C> {
     if (this.#listenPort && transport instanceof HttpTransport) {
       await transport.listen(this.#listenPort.port, this.#listenPort.hostname);
     }
+  }
+
+  /**
+   * Identifies the cluster by its founding configuration (entry 1), so that
+   * a node which missed membership changes still accepts the members that
+   * were added meanwhile, while strangers stay refused.
+   */
+  #clusterId(): string | undefined {
+    const core = this.#core;
+    if (!core || core.lastIndex < 1) return undefined;
+    const [first] = core.entries(1, 1);
+    if (first?.kind !== EntryKind.Config) return undefined;
+    this.#cluster ??= crc32(first.data).toString(16).padStart(8, "0");
+    return this.#cluster;
+  }
+
+  #address(): string | undefined {
+    const members = this.#core?.membership.members() ?? [];
+    const own = [...members, ...this.#config.nodes].find((node) =>
+      node.id === this.#id
+    );
+    return own?.url;
   }
 
   #knows(id: NodeId): boolean {
@@ -545,14 +594,32 @@ export class Server<C> {
   }
 
   async #persist(ready: Ready): Promise<void> {
+    if (ready.entries.length === 0 && this.#onlyCommitMoved(ready.hardState)) {
+      // The commit index is volatile state (Figure 2): an entry is
+      // committed once durable on a quorum, whatever this node stored. It
+      // rides along with the next save instead of costing an fsync of its
+      // own before the entries can be applied.
+      this.#deferredHardState = ready.hardState!;
+      return;
+    }
     if (!ready.hardState && ready.entries.length === 0) return;
+    const hardState = ready.hardState ?? this.#deferredHardState;
     const batch: Parameters<Storage["save"]>[0] = {
       entries: ready.entries,
       applied: this.#applied,
     };
-    if (ready.hardState) batch.hardState = ready.hardState;
+    if (hardState) batch.hardState = hardState;
+    this.#deferredHardState = undefined;
     await this.#storage!.save(batch);
+    if (hardState) this.#savedHardState = hardState;
     this.#savedApplied = batch.applied ?? this.#savedApplied;
+  }
+
+  /** Whether `hardState` differs from the durable one in commit only. */
+  #onlyCommitMoved(hardState: HardState | null): boolean {
+    if (!hardState) return false;
+    const saved = this.#savedHardState;
+    return hardState.term === saved.term && hardState.vote === saved.vote;
   }
 
   #apply(entries: Entry[]): void {
@@ -818,11 +885,14 @@ export class Server<C> {
     this.#peersIndex = -1;
     this.#updatePeers();
     this.#kick();
+    // Caught up: holds everything committed before the change began, and
+    // trails the leader by at most one AppendEntries batch.
+    const target = core.commit;
     const lag = this.#options.entriesPerAppendMax ?? 512;
     const caughtUp = () =>
       added.every((member) => {
         const match = core.progressOf(member.id)?.match ?? 0;
-        return core.role === "leader" && core.lastIndex - match <= lag;
+        return match >= target && core.lastIndex - match <= lag;
       });
     try {
       await this.#waitFor(

@@ -76,37 +76,59 @@ export class TestCluster {
   readonly servers = new Map<number, Server<number[]>>();
   readonly options: ServerOptions;
 
-  private constructor(root: string, ports: number[], options: ServerOptions) {
+  /** Every node that may ever join, by id. */
+  readonly nodes: HttpNode[];
+
+  private constructor(
+    root: string,
+    ports: number[],
+    size: number,
+    options: ServerOptions,
+  ) {
     this.root = root;
     this.ports = ports;
     this.options = options;
-    this.config = new Config(
-      ...ports.map((port, i) =>
-        new HttpNode(i + 1, `http://127.0.0.1:${port}`)
-      ),
+    this.nodes = ports.map((port, i) =>
+      new HttpNode(i + 1, `http://127.0.0.1:${port}`)
     );
+    this.config = new Config(...this.nodes.slice(0, size));
   }
 
   /** Starts `size` nodes and waits for a leader. */
   static async start(
     size = 3,
     options: ServerOptions = {},
+    spare = 0,
   ): Promise<TestCluster> {
-    const root = await Deno.makeTempDir({ prefix: "lilraft-test-" });
-    const cluster = new TestCluster(root, freePorts(size), options);
+    const cluster = await TestCluster.prepare(size, options, spare);
     for (let id = 1; id <= size; id++) await cluster.startNode(id);
     await cluster.leader();
     return cluster;
   }
 
-  /** Creates (not starts) node `id` with a fresh context. */
+  /** Lays out `size` founding and `spare` joining nodes; starts none. */
+  static async prepare(
+    size: number,
+    options: ServerOptions = {},
+    spare = 0,
+  ): Promise<TestCluster> {
+    const root = await Deno.makeTempDir({ prefix: "lilraft-test-" });
+    const ports = freePorts(size + spare);
+    return new TestCluster(root, ports, size, options);
+  }
+
+  /**
+   * Creates (not starts) node `id` with a fresh context. Nodes beyond the
+   * founding ones join: they know every node and wait to be added.
+   */
   create(id: number, options: ServerOptions = {}): Server<number[]> {
+    const founding = this.config.nodes.some((node) => node.id === id);
     const server = new Server<number[]>(
       id,
       [],
-      this.config,
+      founding ? this.config : new Config(...this.nodes),
       this.dataPath(id),
-      { ...this.options, ...options },
+      { ...this.options, join: !founding, ...options },
     );
     server.registerCommand(AppendCommand);
     server.registerCommand(FailCommand);

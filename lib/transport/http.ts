@@ -65,6 +65,12 @@ class RequestError extends Error {}
 
 const jsonHeaders = { "content-type": "application/json" };
 
+/** The request header carrying the sender's cluster id. */
+export const clusterHeader = "lilraft-cluster";
+
+/** The request header carrying the sender's own base URL. */
+export const senderHeader = "lilraft-sender";
+
 /**
  * Moves Raft messages between nodes over HTTP.
  *
@@ -95,6 +101,7 @@ export class HttpTransport implements Transport {
   #forwardClient: Deno.HttpClient | undefined;
   #abort = new AbortController();
   #peers = new Map<NodeId, Peer>();
+  #learned = new Map<NodeId, Peer>();
   #pending = new Set<Promise<unknown>>();
   #stopping: Promise<void> | undefined;
   #dropped = 0;
@@ -209,6 +216,10 @@ export class HttpTransport implements Transport {
       const known = this.#peers.get(id);
       peers.set(id, known?.url === base ? known : newPeer(id, base));
     }
+    for (const [id, peer] of this.#learned) {
+      if (peers.has(id)) this.#learned.delete(id);
+      else peers.set(id, peer);
+    }
     this.#peers = peers;
   }
 
@@ -300,20 +311,36 @@ export class HttpTransport implements Transport {
     } catch (error) {
       return failure(400, text(error));
     }
-    return await this.#dispatch(body, handlers);
+    const cluster = request.headers.get(clusterHeader) ?? undefined;
+    const response = await this.#dispatch(body, handlers, cluster);
+    if (response.status === 204 && "from" in body) {
+      this.#learn(body.from, request.headers.get(senderHeader));
+    }
+    return response;
+  }
+
+  /** Remembers where an accepted sender outside the address book is. */
+  #learn(id: NodeId, url: string | null): void {
+    if (url === null || this.#peers.has(id)) return;
+    const base = url.replace(/\/+$/, "");
+    if (!URL.canParse(base)) return;
+    const peer = newPeer(id, base);
+    this.#learned.set(id, peer);
+    this.#peers.set(id, peer);
   }
 
   /** Hands a validated body to the handlers; a throw there is a bug. */
   async #dispatch(
     body: MessageBody | ForwardRequest,
     handlers: TransportHandlers,
+    cluster: string | undefined,
   ): Promise<Response> {
     try {
       if ("kind" in body) {
         const reply = await handlers.forward(body);
         return new Response(JSON.stringify(reply), { headers: jsonHeaders });
       }
-      if (!handlers.accepts(body.from)) {
+      if (!handlers.accepts(body.from, cluster)) {
         const reason = `Forbidden: messages from node ${body.from} are refused`;
         return failure(403, reason);
       }
@@ -385,6 +412,8 @@ export class HttpTransport implements Transport {
         peer.url + messagePath,
         body,
         this.#requestTimeoutMs,
+        this.#client,
+        this.#senderHeaders(),
       );
       this.#markReachable(peer);
     } catch (error) {
@@ -430,10 +459,11 @@ export class HttpTransport implements Transport {
     body: string,
     timeoutMs: number,
     client = this.#client,
+    extraHeaders?: Record<string, string>,
   ): Promise<unknown> {
     const response = await fetch(url, {
       method: "POST",
-      headers: jsonHeaders,
+      headers: extraHeaders ? { ...jsonHeaders, ...extraHeaders } : jsonHeaders,
       body,
       signal: AbortSignal.any([
         this.#abort.signal,
@@ -450,6 +480,16 @@ export class HttpTransport implements Transport {
       return undefined;
     }
     return await response.json();
+  }
+
+  #senderHeaders(): Record<string, string> | undefined {
+    const cluster = this.#handlers?.clusterId?.();
+    const address = this.#handlers?.address?.();
+    if (!cluster && !address) return undefined;
+    const headers: Record<string, string> = {};
+    if (cluster) headers[clusterHeader] = cluster;
+    if (address) headers[senderHeader] = address;
+    return headers;
   }
 
   #markReachable(peer: Peer): void {

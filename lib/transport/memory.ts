@@ -188,6 +188,7 @@ export class MemoryNetwork {
 
   #send(from: NodeId, messages: Message[]): void {
     const unreachable = new Set<NodeId>();
+    const cluster = this.#attached.get(from)?.clusterId?.();
     for (const message of messages) {
       const to = message.to;
       if (!this.#attached.has(to) || this.#isCut(from, to)) {
@@ -199,7 +200,7 @@ export class MemoryNetwork {
       const wire = JSON.stringify(message);
       const copies = this.#chance(this.#duplicateRate) ? 2 : 1;
       for (let copy = 0; copy < copies; copy++) {
-        this.#later(() => this.#deliver(from, to, wire));
+        this.#later(() => this.#deliver(from, to, wire, cluster));
       }
     }
     for (const to of unreachable) {
@@ -208,12 +209,17 @@ export class MemoryNetwork {
   }
 
   /** Throws when the message is invalid: that is a bug of the sender. */
-  #deliver(from: NodeId, to: NodeId, wire: string): void {
+  #deliver(
+    from: NodeId,
+    to: NodeId,
+    wire: string,
+    cluster: string | undefined,
+  ): void {
     const handlers = this.#attached.get(to);
     if (handlers === undefined || this.#isCut(from, to)) return;
 
     const messages = parseMessages([JSON.parse(wire)]);
-    if (!handlers.accepts(from)) return;
+    if (!handlers.accepts(from, cluster)) return;
     handlers.receive(messages);
   }
 
@@ -315,6 +321,7 @@ export class MemoryTransport implements Transport {
   #id: NodeId;
   #link: MemoryLink;
   #peers = new Set<NodeId>();
+  #learned = new Set<NodeId>();
   #started = false;
 
   /**
@@ -349,8 +356,20 @@ export class MemoryTransport implements Transport {
     }
 
     this.#started = true;
-    this.#link.attach(handlers);
+    // A member that sends to this node is a peer from then on, as over HTTP.
+    this.#link.attach({
+      ...handlers,
+      accepts: (from, cluster) => handlers.accepts(from, cluster),
+      receive: (messages) => {
+        for (const message of messages) this.#learned.add(message.from);
+        handlers.receive(messages);
+      },
+    });
     return Promise.resolve();
+  }
+
+  #knows(id: NodeId): boolean {
+    return this.#peers.has(id) || this.#learned.has(id);
   }
 
   /** Replaces the set of nodes messages may be sent to; URLs are ignored. */
@@ -361,7 +380,7 @@ export class MemoryTransport implements Transport {
   /** Sends messages to known peers; others are dropped. Never throws. */
   send(messages: Message[]): void {
     if (!this.#started) return;
-    const known = messages.filter((message) => this.#peers.has(message.to));
+    const known = messages.filter((message) => this.#knows(message.to));
     if (known.length > 0) this.#link.send(known);
   }
 
@@ -380,7 +399,7 @@ export class MemoryTransport implements Transport {
       const reason = `Cannot forward to node ${to}: transport is not started`;
       return Promise.reject(new Error(reason));
     }
-    if (!this.#peers.has(to)) {
+    if (!this.#knows(to)) {
       const reason = `Cannot forward to node ${to}: node is not a known peer`;
       return Promise.reject(new Error(reason));
     }

@@ -23,8 +23,23 @@ export type ForwardReply =
 
 /** What a transport calls into; implemented by the server. */
 export interface TransportHandlers {
-  /** Whether messages from this node are accepted at all. */
-  accepts(from: NodeId): boolean;
+  /**
+   * Whether messages from this node are accepted at all.
+   *
+   * @param from The sender's id.
+   * @param cluster The sender's cluster id, when it sent one.
+   */
+  accepts(from: NodeId, cluster?: string): boolean;
+  /**
+   * The id of the cluster this node belongs to, sent along with Raft
+   * messages so that members added while a node was away are recognised.
+   */
+  clusterId?(): string | undefined;
+  /**
+   * This node's own URL, sent along with Raft messages so that a receiver
+   * that has not yet seen the sender in any configuration can answer it.
+   */
+  address?(): string | undefined;
   /** Delivers Raft messages that arrived for this node. */
   receive(messages: Message[]): void;
   /** Serves a forwarded client request. */
