@@ -248,7 +248,7 @@ export class RaftCore {
 
   /** Starts an election now, skipping the pre-vote. */
   campaign(): void {
-    if (this.#promotable()) this.#campaign(false);
+    if (this.#role !== "leader" && this.#promotable()) this.#campaign(false);
   }
 
   /**
@@ -415,7 +415,8 @@ export class RaftCore {
     }
     this.#votes = new Map([[this.#id, true]]);
     this.#resetElectionTimeout();
-    this.#logger.info(pre ? "started pre-vote" : "started election", {
+    const level = pre ? "debug" : "info";
+    this.#logger[level](pre ? "started pre-vote" : "started election", {
       id: this.#id,
       term,
     });
@@ -753,7 +754,9 @@ export class RaftCore {
       progress.inflight.shift();
     }
     if (progress.match < this.#log.lastIndex()) {
-      this.#sendAppend(message.from, progress, false);
+      // Even with nothing left to stream: an empty append finds out whether
+      // entries in flight were lost (section 5.3: retry indefinitely).
+      this.#sendAppend(message.from, progress, true);
     }
     this.#checkReads();
   }
