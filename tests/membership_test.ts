@@ -10,7 +10,6 @@ import {
   type Server,
   StoppedError,
   type Storage,
-  stderrLogger,
 } from "../mod.ts";
 import { AppendCommand, TestCluster, waitUntil } from "./_helpers.ts";
 
@@ -261,7 +260,7 @@ Deno.test("Server.setConfig() completes after its leader dies mid-change", async
       () => ids(next).length === 5 && next.status().oldMembers.length === 0,
       "the new leader to finish the change",
     );
-    const restarted = await cluster.startNode(1, true, Deno.env.get("DEBUG") ? { logger: stderrLogger("n1", "debug") } : {});
+    const restarted = await cluster.startNode(1, true);
     await waitUntil(() => ids(restarted).length === 5, "restart to see C_new");
     const writer = new Writer(anyRunning(cluster, [1, 2, 3, 4, 5]));
     await waitUntil(() => writer.acknowledged.length >= 20, "writes");

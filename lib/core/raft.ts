@@ -213,7 +213,7 @@ export class RaftCore {
   }
 
   /** Entries from `from` to `to` inclusive (for tests and inspection). */
-  entries(from = 1, to = this.#log.lastIndex()): Entry[] {
+  entries(from: number = 1, to: number = this.#log.lastIndex()): Entry[] {
     return this.#log.slice(from, to);
   }
 
