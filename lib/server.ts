@@ -770,9 +770,14 @@ export class Server<C> {
         );
       }
       if (request.kind === "exec") {
-        // The request may have reached the leader: do not send it twice.
-        throw new NoLeaderError(
-          `Leader ${leader} could not be reached: ${(error as Error).message}`,
+        // Unless the connection was refused, the request may have reached
+        // the leader: do not send it twice, and do not claim it failed.
+        const message = (error as Error).message;
+        const ErrorClass = /connection refused/i.test(causeChain(error))
+          ? NoLeaderError
+          : TimedOutError;
+        throw new ErrorClass(
+          `Leader ${leader} could not be reached: ${message}`,
           { cause: error },
         );
       }
@@ -1017,6 +1022,14 @@ function checkTiming(options: typeof defaults): void {
 
 function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
+}
+
+function causeChain(error: unknown): string {
+  const parts: string[] = [];
+  for (let at = error; at instanceof Error && parts.length < 8; at = at.cause) {
+    parts.push(at.message);
+  }
+  return parts.join(": ");
 }
 
 function reviveError(error: { name: string; message: string }): Error {
