@@ -821,6 +821,12 @@ export class Server<C> {
   #proposeCommand(name: string, payload: unknown): Promise<unknown> {
     const data = this.#registry.encode(name, payload);
     const { index, term } = this.#core!.propose(data);
+    // An older proposal parked at this index lost its entry to a truncation.
+    this.#pending.get(index)?.reject(
+      new NotCommittedError(
+        `Entry ${index} was overwritten by term ${term}: not committed`,
+      ),
+    );
     const result = new Promise<unknown>((resolve, reject) => {
       this.#pending.set(index, { term, resolve, reject });
     });
