@@ -278,7 +278,7 @@ export class FileStorage implements Storage {
     try {
       const full = this.#segmentBytes + bytes.length > this.#segmentBytesMax;
       if (full && this.#segmentBytes > 0) await this.#roll();
-      await writeAll(this.#segment!, bytes);
+      writeAll(this.#segment!, bytes);
       this.#segmentBytes += bytes.length;
       this.#stats.bytesWritten += bytes.length;
       await this.#segment!.syncData();
@@ -428,9 +428,14 @@ function concatenate(items: Encoded[]): Uint8Array {
   return bytes;
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes synchronously: a write into the page cache takes microseconds,
+ * less than handing it to a worker thread and back; only the sync that
+ * follows waits on the disk.
+ */
+function writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
   let written = 0;
   while (written < bytes.length) {
-    written += await file.write(bytes.subarray(written));
+    written += file.writeSync(bytes.subarray(written));
   }
 }

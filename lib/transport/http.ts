@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Member, Message, NodeId } from "../core/types.ts";
+import type { AppendRequest, Member, Message, NodeId } from "../core/types.ts";
 import { type Logger, silentLogger } from "../logger.ts";
 import type {
   ForwardReply,
@@ -384,7 +384,7 @@ export class HttpTransport implements Transport {
     }
 
     peer.sending = true;
-    const batch = takeBatch(peer.queue);
+    const batch = mergeAppends(takeBatch(peer.queue));
     const done = () => {
       peer.sending = false;
       this.#pump(peer);
@@ -552,6 +552,41 @@ function takeBatch(queue: Message[]): Message[] {
     count++;
   }
   return queue.splice(0, count);
+}
+
+/**
+ * Joins runs of AppendEntries that continue one another into one request
+ * each: the follower stores the same entries and answers once instead of
+ * once per proposal. Only adjacent messages of the same term are joined, so
+ * the order of everything else is kept.
+ */
+function mergeAppends(batch: Message[]): Message[] {
+  const merged: Message[] = [];
+  for (const message of batch) {
+    const previous = merged.at(-1);
+    if (
+      message.type === "append" && previous?.type === "append" &&
+      continues(previous, message)
+    ) {
+      merged[merged.length - 1] = {
+        ...previous,
+        entries: previous.entries.concat(message.entries),
+        commit: Math.max(previous.commit, message.commit),
+      };
+    } else {
+      merged.push(message);
+    }
+  }
+  return merged;
+}
+
+/** Whether `next` starts right where `first` ends, in the same term. */
+function continues(first: AppendRequest, next: AppendRequest): boolean {
+  const lastIndex = first.prevIndex + first.entries.length;
+  const lastTerm = first.entries.at(-1)?.term ?? first.prevTerm;
+  return next.from === first.from && next.to === first.to &&
+    next.term === first.term && next.prevIndex === lastIndex &&
+    next.prevTerm === lastTerm;
 }
 
 function estimateBytes(message: Message): number {
