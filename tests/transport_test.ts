@@ -518,6 +518,10 @@ Deno.test("HttpTransport logs a down peer once, then its return", async () => {
   await (two.transport as HttpTransport).listen(port);
   one.transport.send([heartbeat(1, 2, 4)]);
   await waitFor(() => two.received.length === 1, "delivered after return");
+  await waitFor(
+    () => lines.some((line) => line.message === "peer reachable again"),
+    "the request to complete",
+  );
 
   const levels = lines.filter((line) => line.level !== "debug")
     .map((line) => `${line.level} ${line.message}`);

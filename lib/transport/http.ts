@@ -52,6 +52,11 @@ export interface HttpTransportOptions {
   queueMessagesMax?: number;
 }
 
+interface HeldReply {
+  messages: Message[];
+  finish: () => void;
+}
+
 interface Peer {
   id: NodeId;
   url: string;
@@ -67,6 +72,16 @@ const jsonHeaders = { "content-type": "application/json" };
 
 /** The request header carrying the sender's cluster id. */
 export const clusterHeader = "lilraft-cluster";
+
+/**
+ * The request header by which a sender of AppendEntries or heartbeats asks
+ * the receiver to hold the request open and carry its answers back in the
+ * response body: one hop instead of a request of its own.
+ */
+export const replyHeader = "lilraft-reply";
+
+/** How long a receiver holds a request open for its answers. */
+const replyWaitMs = 50;
 
 /** The request header carrying the sender's own base URL. */
 export const senderHeader = "lilraft-sender";
@@ -102,6 +117,7 @@ export class HttpTransport implements Transport {
   #abort = new AbortController();
   #peers = new Map<NodeId, Peer>();
   #learned = new Map<NodeId, Peer>();
+  #held = new Map<NodeId, HeldReply>();
   #pending = new Set<Promise<unknown>>();
   #stopping: Promise<void> | undefined;
   #dropped = 0;
@@ -228,11 +244,17 @@ export class HttpTransport implements Transport {
     if (this.#handlers === undefined) return;
 
     let unknown = 0;
+    const replies = new Set<HeldReply>();
     for (const message of messages) {
+      const held = this.#held.get(message.to);
       const peer = this.#peers.get(message.to);
-      if (peer === undefined) unknown++;
+      if (held !== undefined) {
+        held.messages.push(message);
+        replies.add(held);
+      } else if (peer === undefined) unknown++;
       else peer.queue.push(message);
     }
+    for (const held of replies) held.finish();
     if (unknown > 0) {
       this.#logger.debug("dropped messages to unknown peers", { unknown });
     }
@@ -272,6 +294,7 @@ export class HttpTransport implements Transport {
     this.#handlers = undefined;
     this.#abort.abort();
     for (const peer of this.#peers.values()) peer.queue = [];
+    for (const held of [...this.#held.values()]) held.finish();
 
     const server = this.#server;
     this.#server = undefined;
@@ -312,11 +335,31 @@ export class HttpTransport implements Transport {
       return failure(400, text(error));
     }
     const cluster = request.headers.get(clusterHeader) ?? undefined;
-    const response = await this.#dispatch(body, handlers, cluster);
-    if (response.status === 204 && "from" in body) {
-      this.#learn(body.from, request.headers.get(senderHeader));
-    }
-    return response;
+    return await this.#dispatch(body, handlers, cluster, request.headers);
+  }
+
+  /**
+   * Waits until this node sends something to `from`, or `replyWaitMs`
+   * passes, and answers with those messages (200) or nothing (204).
+   */
+  #holdReply(from: NodeId): Promise<Response> {
+    this.#held.get(from)?.finish();
+    const { promise, resolve } = Promise.withResolvers<Message[]>();
+    const held: HeldReply = {
+      messages: [],
+      finish: () => {
+        clearTimeout(timer);
+        if (this.#held.get(from) === held) this.#held.delete(from);
+        resolve(held.messages);
+      },
+    };
+    const timer = setTimeout(held.finish, replyWaitMs);
+    this.#held.set(from, held);
+    return promise.then((messages) =>
+      messages.length === 0
+        ? new Response(null, { status: 204 })
+        : new Response(JSON.stringify({ messages }), { headers: jsonHeaders })
+    );
   }
 
   /** Remembers where an accepted sender outside the address book is. */
@@ -334,6 +377,7 @@ export class HttpTransport implements Transport {
     body: MessageBody | ForwardRequest,
     handlers: TransportHandlers,
     cluster: string | undefined,
+    headers: Headers,
   ): Promise<Response> {
     try {
       if ("kind" in body) {
@@ -344,8 +388,12 @@ export class HttpTransport implements Transport {
         const reason = `Forbidden: messages from node ${body.from} are refused`;
         return failure(403, reason);
       }
+      this.#learn(body.from, headers.get(senderHeader));
       handlers.receive(body.messages);
-      return new Response(null, { status: 204 });
+      if (headers.get(replyHeader) !== "wait") {
+        return new Response(null, { status: 204 });
+      }
+      return await this.#holdReply(body.from);
     } catch (error) {
       this.#logger.error("handler failed", { error: text(error) });
       return failure(500, `Internal error: ${text(error)}`);
@@ -407,19 +455,42 @@ export class HttpTransport implements Transport {
     }
 
     const stopped = this.#abort.signal;
+    const headers = this.#senderHeaders(awaitsReply(batch));
+    let reply: unknown;
     try {
-      await this.#postJson(
+      reply = await this.#postJson(
         peer.url + messagePath,
         body,
         this.#requestTimeoutMs,
         this.#client,
-        this.#senderHeaders(),
+        headers,
       );
       this.#markReachable(peer);
     } catch (error) {
       if (stopped.aborted || this.#handlers === undefined) return;
       this.#markUnreachable(peer, failureReason(error, this.#requestTimeoutMs));
       this.#handlers.unreachable(peer.id);
+      return;
+    }
+    if (reply !== undefined) this.#receiveReply(peer, reply);
+  }
+
+  /** Delivers the answers a peer carried back in a response body. */
+  #receiveReply(peer: Peer, reply: unknown): void {
+    const handlers = this.#handlers;
+    if (handlers === undefined) return;
+    try {
+      const body = this.#parseMessages(reply);
+      const cluster = handlers.clusterId?.();
+      if (body.from !== peer.id || !handlers.accepts(body.from, cluster)) {
+        throw new TypeError(`reply names node ${body.from}`);
+      }
+      handlers.receive(body.messages);
+    } catch (error) {
+      this.#logger.warn("dropped a malformed reply", {
+        id: peer.id,
+        error: text(error),
+      });
     }
   }
 
@@ -482,11 +553,12 @@ export class HttpTransport implements Transport {
     return await response.json();
   }
 
-  #senderHeaders(): Record<string, string> | undefined {
+  #senderHeaders(wait = false): Record<string, string> | undefined {
     const cluster = this.#handlers?.clusterId?.();
     const address = this.#handlers?.address?.();
-    if (!cluster && !address) return undefined;
+    if (!cluster && !address && !wait) return undefined;
     const headers: Record<string, string> = {};
+    if (wait) headers[replyHeader] = "wait";
     if (cluster) headers[clusterHeader] = cluster;
     if (address) headers[senderHeader] = address;
     return headers;
@@ -682,6 +754,13 @@ async function responseReason(response: Response): Promise<string> {
     // Not one of our error bodies: show its text.
   }
   return body || response.statusText;
+}
+
+/** Whether a batch carries leader traffic that is answered in the body. */
+function awaitsReply(batch: Message[]): boolean {
+  return batch.some((message) =>
+    message.type === "append" || message.type === "heartbeat"
+  );
 }
 
 function failureReason(error: unknown, timeoutMs: number): string {
