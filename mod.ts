@@ -88,11 +88,19 @@ export type {
 export { HttpTransport } from "./lib/transport/http.ts";
 export type { Clock } from "./lib/clock.ts";
 export type { Role } from "./lib/core/raft.ts";
-export type {
-  ConfigData,
-  Entry,
-  HardState,
-  Member,
-  Message,
-  NodeId,
+export {
+  type AppendRequest,
+  type AppendResponse,
+  type ConfigData,
+  type Entry,
+  EntryKind,
+  type HardState,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type Member,
+  type Message,
+  type MessageBase,
+  type NodeId,
+  type VoteRequest,
+  type VoteResponse,
 } from "./lib/core/types.ts";

@@ -15,6 +15,8 @@ export class HttpNode implements Member {
   readonly url: string;
 
   /**
+   * Describes one node.
+   *
    * @param id A positive integer, unique in the cluster.
    * @param url Base URL of the node, without a trailing slash.
    */
@@ -30,6 +32,8 @@ export class Config {
   readonly nodes: readonly HttpNode[];
 
   /**
+   * Describes a cluster.
+   *
    * @param nodes At least one node; ids and URLs unique.
    * @throws {TypeError} when the list is empty or has duplicates.
    */

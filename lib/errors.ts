@@ -9,6 +9,8 @@
 /** Base class of every lilraft error. */
 export class LilraftError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What failed and the current state.
    * @param options Standard error options, e.g. a `cause`.
    */

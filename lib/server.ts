@@ -195,6 +195,8 @@ export class Server<C> {
   #cluster: string | undefined;
 
   /**
+   * Creates a node; nothing runs until {@linkcode Server.start}.
+   *
    * @param id This node's id; must appear in `config` unless joining.
    * @param context The object commands are applied to.
    * @param config The nodes of the cluster.

@@ -67,7 +67,7 @@ export interface ConfigData {
 }
 
 /** Fields every message has. */
-interface MessageBase {
+export interface MessageBase {
   /** Sender. */
   from: NodeId;
   /** Receiver. */
@@ -78,6 +78,7 @@ interface MessageBase {
 
 /** RequestVote, or its pre-vote rehearsal (dissertation 9.6). */
 export interface VoteRequest extends MessageBase {
+  /** Discriminant: a vote request. */
   type: "vote";
   /** True for a pre-vote: the receiver changes no state. */
   pre: boolean;
@@ -89,6 +90,7 @@ export interface VoteRequest extends MessageBase {
 
 /** Answer to a {@linkcode VoteRequest}. */
 export interface VoteResponse extends MessageBase {
+  /** Discriminant: an answer to a vote request. */
   type: "voteResponse";
   /** Echo of the request's `pre`. */
   pre: boolean;
@@ -98,6 +100,7 @@ export interface VoteResponse extends MessageBase {
 
 /** AppendEntries: replicates entries after (`prevIndex`, `prevTerm`). */
 export interface AppendRequest extends MessageBase {
+  /** Discriminant: AppendEntries. */
   type: "append";
   /** Index of the entry just before `entries`. */
   prevIndex: number;
@@ -111,6 +114,7 @@ export interface AppendRequest extends MessageBase {
 
 /** Answer to an {@linkcode AppendRequest}. */
 export interface AppendResponse extends MessageBase {
+  /** Discriminant: an answer to AppendEntries. */
   type: "appendResponse";
   /** Whether the log matched at `prevIndex` and the entries were stored. */
   success: boolean;
@@ -132,6 +136,7 @@ export interface AppendResponse extends MessageBase {
 
 /** Leader heartbeat; `round` ties answers to read-index requests. */
 export interface HeartbeatRequest extends MessageBase {
+  /** Discriminant: a heartbeat. */
   type: "heartbeat";
   /** `min(leader commit, follower match)`: always safe to commit. */
   commit: number;
@@ -141,6 +146,7 @@ export interface HeartbeatRequest extends MessageBase {
 
 /** Answer to a {@linkcode HeartbeatRequest}. */
 export interface HeartbeatResponse extends MessageBase {
+  /** Discriminant: an answer to a heartbeat. */
   type: "heartbeatResponse";
   /** Echo of the request's round. */
   round: number;

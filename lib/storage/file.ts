@@ -89,6 +89,8 @@ export class FileStorage implements Storage {
   #stats: StorageStats = { saves: 0, syncs: 0, bytesWritten: 0 };
 
   /**
+   * Creates the storage; nothing is touched until {@linkcode open}.
+   *
    * @param dir The data directory; created on open when missing.
    * @param options Logger and segment size.
    */

@@ -68,7 +68,11 @@ export class MemoryStorage implements Storage {
   #epoch = 0;
   #stats: StorageStats = { saves: 0, syncs: 0, bytesWritten: 0 };
 
-  /** @param options The sync hook. */
+  /**
+   * Creates an empty storage.
+   *
+   * @param options The sync hook.
+   */
   constructor(options: MemoryStorageOptions = {}) {
     this.#sync = options.sync ?? (() => Promise.resolve());
     this.#queue = new CommitQueue({

@@ -123,6 +123,8 @@ export class HttpTransport implements Transport {
   #dropped = 0;
 
   /**
+   * Creates the transport; it sends and serves once started.
+   *
    * @param options Limits and the logger; see {@linkcode HttpTransportOptions}.
    * @throws {RangeError} when a limit is not a positive integer.
    */
