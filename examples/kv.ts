@@ -32,6 +32,7 @@ import { parseArgs } from "node:util";
 import {
   type Command,
   Config,
+  ConfigChangeError,
   HttpNode,
   type Logger,
   NoLeaderError,
@@ -74,6 +75,8 @@ Flags:
                      map lives in memory only, so a node whose directory
                      already holds a log always rebuilds it; the flag makes
                      that explicit and silences the warning.
+  --join             Join a running cluster instead of founding one: the
+                     node waits until a member adds it with POST /config.
   --help             Print this help and exit.
 
 Client API:
@@ -82,6 +85,10 @@ Client API:
   PUT    /kv/{key}?prev={old}   200 swapped | 412 value differs or absent
   DELETE /kv/{key}              200 (also when absent)
   GET    /status                200 node status as JSON
+  POST   /config                body ID=URL,... : change the membership to
+                                exactly those nodes (joint consensus);
+                                200 when done | 409 a change is in progress
+                                or a new node could not catch up
   503 no leader / outcome unknown, 400 bad input, 405 other methods.
 `;
 
@@ -156,6 +163,8 @@ export interface KvOptions {
   dir: string;
   /** Whether `--recover` was given. */
   recover: boolean;
+  /** Whether `--join` was given. */
+  join: boolean;
 }
 
 /** A command-line mistake: reported with the usage, exit code 2. */
@@ -180,6 +189,7 @@ export function parseCommandLine(args: string[]): KvOptions | "help" {
         cluster: { type: "string" },
         dir: { type: "string" },
         recover: { type: "boolean", default: false },
+        join: { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
     }));
@@ -201,7 +211,13 @@ export function parseCommandLine(args: string[]): KvOptions | "help" {
       })`,
     );
   }
-  return { id, nodes, dir: values.dir!, recover: values.recover! };
+  return {
+    id,
+    nodes,
+    dir: values.dir!,
+    recover: values.recover!,
+    join: values.join!,
+  };
 }
 
 /**
@@ -325,6 +341,10 @@ function route(
     allowMethods(request, ["GET"]);
     return json(200, server.status());
   }
+  if (path === "/config") {
+    allowMethods(request, ["POST"]);
+    return changeConfig(server, request);
+  }
   if (path !== "/kv" && !path.startsWith("/kv/")) {
     throw new HttpError(404, `Not found: no route at ${path}`);
   }
@@ -371,6 +391,30 @@ async function putValue(
     );
   }
   return new Response(null, { status: 200 });
+}
+
+/** Changes the membership to the nodes named in the body. */
+async function changeConfig(
+  server: Server<KvMap>,
+  request: Request,
+): Promise<Response> {
+  let nodes: HttpNode[];
+  try {
+    nodes = parseCluster(await readValue(request));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    throw new HttpError(400, `Bad request: ${error.message}`);
+  }
+  try {
+    await server.setConfig(...nodes);
+  } catch (error) {
+    if (error instanceof TypeError) {
+      throw new HttpError(400, `Bad request: ${error.message}`);
+    }
+    if (!(error instanceof ConfigChangeError)) throw error;
+    throw new HttpError(409, `Conflict: ${error.message}`);
+  }
+  return json(200, server.status());
 }
 
 async function deleteValue(
@@ -532,7 +576,7 @@ async function run(options: KvOptions): Promise<void> {
     new Map(),
     new Config(...options.nodes),
     options.dir,
-    { logger },
+    { logger, join: options.join },
   );
   server.registerCommand(PutCommand);
   server.registerCommand(CasCommand);

@@ -31,10 +31,11 @@ class KvNode {
     return this.#process!.pid;
   }
 
-  /** Starts the process; `recover` adds `--recover`. */
-  start(recover = false): void {
+  /** Starts the process; `recover` adds `--recover`, `join` `--join`. */
+  start(recover = false, join = false): void {
     const args = ["--id", String(this.id), "--cluster", this.cluster];
     args.push("--dir", this.dir, ...(recover ? ["--recover"] : []));
+    if (join) args.push("--join");
     this.#process = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", kvScript, ...args],
       stdout: "null",
@@ -454,5 +455,44 @@ Deno.test("kv: kill -9 under load loses no acknowledged PUT", async () => {
     await Promise.all(Array.from({ length: 8 }, (_, i) => reader(i)));
     deepEqual(missing.slice(0, 10), []);
     ok(entries.length >= 400);
+  });
+});
+
+// ----------------------------------------------------------- membership
+
+Deno.test("kv.ts POST /config adds a --join node and removes the leader", async () => {
+  await withCluster(async (cluster) => {
+    const leader = await cluster.leader();
+    const [port] = freePorts(1);
+    const url = `http://127.0.0.1:${port}`;
+    const everyone = `${cluster.nodes[0]!.cluster},4=${url}`;
+    const joiner = new KvNode(4, url, `${cluster.root}/node-4`, everyone);
+    joiner.start(false, true);
+    cluster.nodes.push(joiner);
+    await waitFor(() => joiner.status(), "node 4 to answer");
+
+    const bad = await leader.request("POST", "/config", "4=nope");
+    equal(bad.status, 400);
+    const follower = cluster.nodes.find((node) => node !== leader)!;
+    const grown = await follower.request("POST", "/config", everyone);
+    equal(grown.status, 200, grown.body);
+    deepEqual(
+      JSON.parse(grown.body).members.map((m: { id: number }) => m.id),
+      [1, 2, 3, 4],
+    );
+    equal((await joiner.request("PUT", "/kv/grown", "yes")).status, 200);
+
+    const rest = cluster.nodes.filter((node) => node !== leader);
+    const without = rest.map((node) => `${node.id}=${node.url}`).join(",");
+    const shrunk = await leader.request("POST", "/config", without);
+    equal(shrunk.status, 200, shrunk.body);
+    await leader.stop("SIGTERM");
+    const next = await cluster.leader(rest);
+    ok(next !== leader);
+    equal((await next.request("PUT", "/kv/shrunk", "yes")).status, 200);
+    for (const node of rest) {
+      const reply = await node.request("GET", "/kv/grown");
+      deepEqual([reply.status, reply.body], [200, "yes"]);
+    }
   });
 });
