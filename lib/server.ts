@@ -119,6 +119,17 @@ export interface ServerStatus {
   failure: string | null;
 }
 
+/** Where a leader placed a proposal. */
+interface Placement {
+  index: number;
+  term: number;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: Error };
+
+/** How many applied entries keep their outcome for late waiters. */
+const recentOutcomesMax = 4096;
+
 interface PendingExec {
   term: number;
   resolve(value: unknown): void;
@@ -186,6 +197,8 @@ export class Server<C> {
   #busy = false;
   #loop: Promise<void> = Promise.resolve();
   #pending = new Map<number, PendingExec>();
+  #recent: ({ index: number; term: number; outcome: Outcome } | undefined)[] =
+    [];
   #reads = new Map<number, (index: number | null) => void>();
   #readSequence = 0;
   #waiters = new Set<Waiter>();
@@ -385,10 +398,7 @@ export class Server<C> {
         new TypeError(`Cannot exec command "${name}": it is not registered`),
       );
     }
-    return this.#leaderCall(
-      () => this.#proposeCommand(name, command),
-      { kind: "exec", name, payload: command },
-    ) as Promise<R>;
+    return this.#execute(name, command) as Promise<R>;
   }
 
   /**
@@ -665,16 +675,16 @@ export class Server<C> {
     entry: Entry,
     outcome: { ok: true; value: unknown } | { ok: false; error: Error },
   ): void {
+    this.#recent[entry.index % recentOutcomesMax] = {
+      index: entry.index,
+      term: entry.term,
+      outcome,
+    };
     const pending = this.#pending.get(entry.index);
     if (!pending) return;
     this.#pending.delete(entry.index);
     if (pending.term !== entry.term) {
-      pending.reject(
-        new NotCommittedError(
-          `Entry ${entry.index} was overwritten by a leader of term ` +
-            `${entry.term}: the command was not committed`,
-        ),
-      );
+      pending.reject(notCommitted(entry.index, entry.term));
     } else if (outcome.ok) {
       pending.resolve(outcome.value);
     } else {
@@ -811,7 +821,7 @@ export class Server<C> {
             `Cannot exec command "${request.name}": it is not registered`,
           );
         }
-        return this.#proposeCommand(request.name, request.payload);
+        return Promise.resolve(this.#propose(request.name, request.payload));
       case "readIndex":
         return this.#readIndex();
       case "config":
@@ -820,9 +830,31 @@ export class Server<C> {
     }
   }
 
-  #proposeCommand(name: string, payload: unknown): Promise<unknown> {
+  /**
+   * Has the leader (this node, or the one a forward reaches) place the
+   * command in its log, then waits until this node applies that very entry
+   * (index and term) and answers with its own `apply` result. A follower
+   * thus learns the exact outcome even if the leader stops meanwhile.
+   */
+  async #execute(name: string, command: unknown): Promise<unknown> {
+    const deadline = this.#clock.now() + this.#options.execTimeoutMs;
+    const placed = await this.#leaderCall(
+      () => Promise.resolve(this.#propose(name, command)),
+      { kind: "exec", name, payload: command },
+    );
+    const { index, term } = checkPlacement(placed);
+    return await this.#awaitEntry(index, term, deadline);
+  }
+
+  #propose(name: string, payload: unknown): Placement {
     const data = this.#registry.encode(name, payload);
-    const { index, term } = this.#core!.propose(data);
+    const placement = this.#core!.propose(data);
+    this.#kick();
+    return placement;
+  }
+
+  #awaitEntry(index: number, term: number, deadline: number): Promise<unknown> {
+    if (index <= this.#applied) return this.#pastOutcome(index, term);
     // An older proposal parked at this index lost its entry to a truncation.
     this.#pending.get(index)?.reject(
       new NotCommittedError(
@@ -832,14 +864,32 @@ export class Server<C> {
     const result = new Promise<unknown>((resolve, reject) => {
       this.#pending.set(index, { term, resolve, reject });
     });
-    this.#kick();
-    return this.#withDeadline(result, () => {
-      this.#pending.delete(index);
+    const remaining = Math.max(0, deadline - this.#clock.now());
+    return this.#withDeadline(result, remaining, () => {
+      if (this.#pending.get(index)?.term === term) this.#pending.delete(index);
       return new TimedOutError(
         `Command at index ${index} was not applied within ` +
           `${this.#options.execTimeoutMs} ms: outcome unknown`,
       );
     });
+  }
+
+  /** The outcome of an entry applied before its caller started waiting. */
+  #pastOutcome(index: number, term: number): Promise<unknown> {
+    const recent = this.#recent[index % recentOutcomesMax];
+    if (recent?.index !== index) {
+      return Promise.reject(
+        new TimedOutError(
+          `Entry ${index} was applied too long ago to report: outcome unknown`,
+        ),
+      );
+    }
+    if (recent.term !== term) {
+      return Promise.reject(notCommitted(index, recent.term));
+    }
+    return recent.outcome.ok
+      ? Promise.resolve(recent.outcome.value)
+      : Promise.reject(recent.outcome.error);
   }
 
   #readIndex(): Promise<number> {
@@ -853,7 +903,7 @@ export class Server<C> {
       });
     });
     this.#kick();
-    return this.#withDeadline(index, () => {
+    return this.#withDeadline(index, this.#options.execTimeoutMs, () => {
       this.#reads.delete(id);
       return new TimedOutError("Leadership was not confirmed in time");
     });
@@ -987,12 +1037,13 @@ export class Server<C> {
     }
   }
 
-  #withDeadline<T>(promise: Promise<T>, timeout: () => Error): Promise<T> {
+  #withDeadline<T>(
+    promise: Promise<T>,
+    timeoutMs: number,
+    timeout: () => Error,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = this.#clock.setTimer(
-        () => reject(timeout()),
-        this.#options.execTimeoutMs,
-      );
+      const timer = this.#clock.setTimer(() => reject(timeout()), timeoutMs);
       promise.then(resolve, reject).finally(() =>
         this.#clock.clearTimer(timer)
       );
@@ -1026,6 +1077,21 @@ function checkTiming(options: typeof defaults): void {
       "Invalid timing: electionTimeoutMs must be at least two ticks",
     );
   }
+}
+
+function checkPlacement(value: unknown): Placement {
+  const { index, term } = (value ?? {}) as Partial<Placement>;
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term)) {
+    throw new TypeError("Invalid reply from the leader: expected index, term");
+  }
+  return { index: index!, term: term! };
+}
+
+function notCommitted(index: number, term: number): NotCommittedError {
+  return new NotCommittedError(
+    `Entry ${index} was overwritten by a leader of term ${term}: ` +
+      "the command was not committed",
+  );
 }
 
 function asError(value: unknown): Error {
