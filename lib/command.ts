@@ -15,8 +15,8 @@
  * constructor.
  *
  * @typeParam C The context type.
- * @typeParam R What `apply` returns; JSON-serialisable when `exec` is
- *   called on a follower (the result crosses the network).
+ * @typeParam R What `apply` returns; `exec` resolves with the value the
+ *   node it was called on computed.
  */
 export interface Command<C, R = unknown> {
   /** The registered name of this kind of command. */
