@@ -75,6 +75,11 @@ export interface ServerOptions {
   inflightMax?: number;
   /** Entries per AppendEntries request. Default 512. */
   entriesPerAppendMax?: number;
+  /**
+   * Largest encoded command, in characters; `exec` of a larger one throws
+   * `RangeError`. Default 8 MiB, well under the transport's body limit.
+   */
+  entryBytesMax?: number;
 }
 
 /** Options of {@linkcode Server.start}. */
@@ -157,6 +162,7 @@ const defaults = {
   tickMs: 10,
   execTimeoutMs: 5000,
   catchUpTimeoutMs: 10000,
+  entryBytesMax: 8 * 1024 * 1024,
 };
 
 /**
@@ -385,6 +391,7 @@ export class Server<C> {
    * command is forwarded to the leader.
    *
    * @throws {TypeError} when the command is not registered.
+   * @throws {RangeError} when the encoded command is over `entryBytesMax`.
    * @throws {NoLeaderError} when no leader could be reached in time.
    * @throws {NotCommittedError} when a new leader overwrote the entry.
    * @throws {TimedOutError} when the outcome is unknown at the deadline.
@@ -821,7 +828,9 @@ export class Server<C> {
             `Cannot exec command "${request.name}": it is not registered`,
           );
         }
-        return Promise.resolve(this.#propose(request.name, request.payload));
+        return Promise.resolve(
+          this.#propose(this.#encode(request.name, request.payload)),
+        );
       case "readIndex":
         return this.#readIndex();
       case "config":
@@ -838,16 +847,34 @@ export class Server<C> {
    */
   async #execute(name: string, command: unknown): Promise<unknown> {
     const deadline = this.#clock.now() + this.#options.execTimeoutMs;
+    const data = this.#encode(name, command);
     const placed = await this.#leaderCall(
-      () => Promise.resolve(this.#propose(name, command)),
+      () => Promise.resolve(this.#propose(data)),
       { kind: "exec", name, payload: command },
     );
     const { index, term } = checkPlacement(placed);
     return await this.#awaitEntry(index, term, deadline);
   }
 
-  #propose(name: string, payload: unknown): Placement {
+  /**
+   * Encodes a command as entry data.
+   *
+   * @throws {RangeError} when it is over `entryBytesMax`: an entry too large
+   *   for one AppendEntries request could never be replicated.
+   */
+  #encode(name: string, payload: unknown): string {
     const data = this.#registry.encode(name, payload);
+    const limit = this.#options.entryBytesMax;
+    if (data.length > limit) {
+      throw new RangeError(
+        `Cannot exec command "${name}": its encoding is ${data.length} ` +
+          `characters, over entryBytesMax (${limit})`,
+      );
+    }
+    return data;
+  }
+
+  #propose(data: string): Placement {
     const placement = this.#core!.propose(data);
     this.#kick();
     return placement;

@@ -92,6 +92,22 @@ Deno.test("Server.exec() of an unregistered command throws TypeError", async () 
   }
 });
 
+Deno.test("Server.exec() refuses a command over entryBytesMax and appends nothing", async () => {
+  const cluster = await TestCluster.start(3, { entryBytesMax: 100 });
+  try {
+    const follower = await cluster.follower();
+    const before = (await cluster.leader()).status().lastLogIndex;
+    await assert.rejects(
+      () => follower.exec(new FailCommand("x".repeat(200))),
+      /Cannot exec command "fail": its encoding is \d+ characters, over entryBytesMax \(100\)/,
+    );
+    assert.equal((await cluster.leader()).status().lastLogIndex, before);
+    assert.equal(await follower.exec(new AppendCommand(1)), 1);
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("Server stops applying at an entry whose command it does not know", async () => {
   const cluster = await TestCluster.start(3);
   try {

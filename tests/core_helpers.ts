@@ -92,6 +92,8 @@ export interface NodeOptions {
   random?: () => number;
   /** Entries carried by one AppendEntries request. */
   entriesPerAppendMax?: number;
+  /** Payload characters carried by one AppendEntries request. */
+  appendBytesMax?: number;
 }
 
 /** Builds one core with the harness' timing. */
@@ -108,6 +110,9 @@ export function makeCore(id: NodeId, options: NodeOptions = {}): RaftCore {
   };
   if (options.entriesPerAppendMax !== undefined) {
     core.entriesPerAppendMax = options.entriesPerAppendMax;
+  }
+  if (options.appendBytesMax !== undefined) {
+    core.appendBytesMax = options.appendBytesMax;
   }
   return new RaftCore(core);
 }

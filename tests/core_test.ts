@@ -561,6 +561,37 @@ Deno.test("step() resends an AppendEntries lost while streaming after a heartbea
   assert.deepEqual([cluster.node(1).commit, cluster.node(2).lastIndex], [3, 3]);
 });
 
+Deno.test("step() bounds the payload of one AppendEntries, yet sends a large entry alone", () => {
+  const big = { ...entry(2, 1), data: "x".repeat(10) };
+  const small = [3, 4, 5].map((index) => ({ ...entry(index, 1), data: "abc" }));
+  const hardState = { term: 1, vote: 0, commit: 1 };
+  const cluster = new Cluster([
+    makeCore(1, {
+      entries: [cfg123, big, ...small],
+      hardState,
+      appendBytesMax: 6,
+    }),
+    makeCore(2, { entries: [cfg123], hardState }),
+    makeCore(3, { entries: [cfg123], hardState }),
+  ]);
+  cluster.node(1).campaign();
+  cluster.deliver();
+
+  const carried = cluster.delivered
+    .filter((message) => message.type === "append" && message.to === 2)
+    .map((message) =>
+      message.type === "append" ? message.entries.map((e) => e.index) : []
+    )
+    .filter((indexes) => indexes.length > 0);
+  // Probes that carry only the new leader's no-op (6) come first.
+  assert.deepEqual(carried.filter((indexes) => indexes[0] !== 6), [
+    [2],
+    [3, 4],
+    [5, 6],
+  ]);
+  assert.equal(cluster.node(2).lastIndex, 6);
+});
+
 // Commitment (5.4.2, dissertation 10.2.1)
 
 /**

@@ -66,6 +66,11 @@ export interface CoreOptions {
   inflightMax?: number | undefined;
   /** Entries carried by one AppendEntries request. */
   entriesPerAppendMax?: number | undefined;
+  /**
+   * Payload characters carried by one AppendEntries request; it always
+   * carries at least one entry.
+   */
+  appendBytesMax?: number | undefined;
 }
 
 /** A read-index request's outcome: `index` is null if leadership was lost. */
@@ -119,6 +124,7 @@ export class RaftCore {
   readonly #heartbeatTicks: number;
   readonly #inflightMax: number;
   readonly #entriesPerAppendMax: number;
+  readonly #appendBytesMax: number;
   readonly #log: RaftLog;
 
   #role: Role = "follower";
@@ -160,6 +166,7 @@ export class RaftCore {
     this.#heartbeatTicks = options.heartbeatTicks;
     this.#inflightMax = options.inflightMax ?? 32;
     this.#entriesPerAppendMax = options.entriesPerAppendMax ?? 512;
+    this.#appendBytesMax = options.appendBytesMax ?? 4 * 1024 * 1024;
     this.#log = new RaftLog(options.entries);
     // A torn batch may keep entries whose term the hard state never saw.
     const termBehind = options.hardState.term < this.#log.lastTerm();
@@ -773,11 +780,8 @@ export class RaftCore {
   #sendAppend(id: NodeId, progress: Progress, allowEmpty: boolean): void {
     if (progress.state === "probe" && progress.probeSent) return;
     if (progress.inflight.length >= this.#inflightMax) return;
-    const last = Math.min(
-      this.#log.lastIndex(),
-      progress.next + this.#entriesPerAppendMax - 1,
-    );
-    const entries = this.#log.slice(progress.next, last);
+    const entries = this.#entriesFrom(progress.next);
+    const last = progress.next + entries.length - 1;
     if (entries.length === 0 && !allowEmpty && progress.state !== "probe") {
       return;
     }
@@ -800,6 +804,23 @@ export class RaftCore {
       progress.next = last + 1;
       progress.inflight.push(last);
     }
+  }
+
+  /** The next batch to send from `next`, within both append limits. */
+  #entriesFrom(next: number): Entry[] {
+    const last = Math.min(
+      this.#log.lastIndex(),
+      next + this.#entriesPerAppendMax - 1,
+    );
+    const entries = this.#log.slice(next, last);
+    let bytes = 0;
+    for (let count = 0; count < entries.length; count++) {
+      bytes += entries[count]!.data.length;
+      if (bytes > this.#appendBytesMax && count > 0) {
+        return entries.slice(0, count);
+      }
+    }
+    return entries;
   }
 
   /** Section 5.4.2: count replicas only for entries of this term. */
