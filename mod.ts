@@ -101,6 +101,7 @@ export {
   type Message,
   type MessageBase,
   type NodeId,
+  type TimeoutNowRequest,
   type VoteRequest,
   type VoteResponse,
 } from "./lib/core/types.ts";

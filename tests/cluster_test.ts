@@ -253,14 +253,15 @@ Deno.test("Server.handler answers a malformed RPC with 400 and keeps its state",
 Deno.test("Server.exec() without a reachable majority fails with NoLeaderError", async () => {
   const cluster = await TestCluster.start(3, { execTimeoutMs: 1500 });
   try {
-    const leader = await cluster.leader();
     const survivor = await cluster.follower();
     for (const id of [...cluster.servers.keys()]) {
       if (id !== survivor.id) await cluster.stopNode(id);
     }
+    // It may have been handed leadership; alone it steps down (check
+    // quorum) and then knows no leader.
     await waitUntil(
-      () => survivor.status().leader !== leader.id,
-      "the survivor to notice the leader is gone",
+      () => survivor.status().leader === null,
+      "the survivor to know no leader",
     );
     await assert.rejects(
       () => survivor.exec(new AppendCommand(1)),
@@ -390,5 +391,24 @@ Deno.test("Server loses no acknowledged write when a node is killed mid-load", a
     await child.stdout.cancel();
     await Promise.all(local.map((server) => server.stop()));
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("Server.stop() on the leader hands leadership over first", async () => {
+  const cluster = await TestCluster.start(3);
+  try {
+    const old = await cluster.leader();
+    await old.exec(new AppendCommand(1));
+    const term = old.status().term;
+    await cluster.stopNode(old.id);
+    // No waiting: the successor took over before stop() resolved.
+    const leaders = [...cluster.servers.values()].filter((server) =>
+      server.status().role === "leader"
+    );
+    assert.equal(leaders.length, 1);
+    assert.equal(leaders[0]!.status().term, term + 1);
+    assert.equal(await leaders[0]!.exec(new AppendCommand(2)), 2);
+  } finally {
+    await cluster.close();
   }
 });

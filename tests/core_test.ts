@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { validateMembers } from "../lib/core/membership.ts";
 import { Quorum } from "../lib/core/quorum.ts";
-import type { RaftCore } from "../lib/core/raft.ts";
+import { NotLeaderError, type RaftCore } from "../lib/core/raft.ts";
 import {
   type AppendRequest,
   type AppendResponse,
@@ -66,6 +66,7 @@ function voteRequest(
     pre,
     lastIndex: last.index,
     lastTerm: last.term,
+    transfer: false,
   };
 }
 
@@ -926,4 +927,51 @@ Deno.test("addLearner() replicates to a learner that does not count for commit (
     [cluster.node(4).lastIndex, leader.progressOf(4)?.match, leader.commit],
     [3, 3, 2],
   );
+});
+
+// Leadership transfer (dissertation 3.10)
+
+Deno.test("transferLeadership() makes the target campaign past the followers' lease", () => {
+  const cluster = elected();
+  const old = cluster.node(1);
+
+  assert.equal(old.transferLeadership(2), 2);
+  cluster.deliver();
+
+  const roles = [1, 2, 3].map((id) => cluster.node(id).role);
+  assert.deepEqual(roles, ["follower", "leader", "follower"]);
+  assert.deepEqual(
+    [cluster.node(2).term, cluster.node(3).leader, old.leader],
+    [3, 2, 2],
+  );
+});
+
+Deno.test("transferLeadership() lets a lagging target catch up first", () => {
+  const cluster = elected();
+  const old = cluster.node(1);
+  cluster.isolate(3);
+  old.propose("a");
+  old.propose("b");
+  cluster.deliver();
+  cluster.heal();
+  const lastIndex = old.lastIndex;
+
+  old.transferLeadership(3);
+  cluster.deliver();
+
+  assert.equal(cluster.node(3).role, "leader");
+  assert.deepEqual(
+    cluster.node(3).entries(lastIndex - 1, lastIndex).map((e) => e.data),
+    ["a", "b"],
+  );
+});
+
+Deno.test("propose() is refused while leadership is handed over", () => {
+  const cluster = elected();
+  const old = cluster.node(1);
+  cluster.isolate(2);
+
+  old.transferLeadership(2);
+
+  assert.throws(() => old.propose("late"), NotLeaderError);
 });

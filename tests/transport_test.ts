@@ -119,6 +119,7 @@ function mixedBatch(count: number): Message[] {
         pre: round % 2 === 0,
         lastIndex: round,
         lastTerm: 2,
+        transfer: round % 3 === 0,
       },
       {
         type: "appendResponse",

@@ -30,6 +30,7 @@ import {
   type Member,
   type Message,
   type NodeId,
+  type TimeoutNowRequest,
   type VoteRequest,
   type VoteResponse,
 } from "./types.ts";
@@ -148,6 +149,7 @@ export class RaftCore {
   #readsDone: ReadState[] = [];
   #heartbeatWanted = false;
   #appendsWanted = false;
+  #transfer: { target: NodeId; elapsed: number } | undefined;
 
   #messages: Message[] = [];
   #messagesNow: Message[] = [];
@@ -234,6 +236,11 @@ export class RaftCore {
     return this.#configs.at(-1)?.index ?? 0;
   }
 
+  /** Whether a leadership hand-over is under way. */
+  get handingOver(): boolean {
+    return this.#transfer !== undefined;
+  }
+
   /** Replication progress of a peer, as the leader sees it. */
   progressOf(id: NodeId): Readonly<Progress> | undefined {
     return this.#progress.get(id);
@@ -269,6 +276,8 @@ export class RaftCore {
     term: number;
   } {
     if (this.#role !== "leader") throw new NotLeaderError(this.#leader);
+    // While handing over, new entries would only delay the successor.
+    if (this.#transfer) throw new NotLeaderError(0);
     const index = this.#appendOwn(kind, data);
     return { index, term: this.#term };
   }
@@ -331,6 +340,57 @@ export class RaftCore {
     if (this.#role !== "leader") throw new NotLeaderError(this.#leader);
     this.#reads.push({ id, round: this.#round + 1 });
     this.#heartbeatWanted = true;
+  }
+
+  /**
+   * Hands leadership to `target`, or to the most up-to-date voter: once its
+   * log matches, it is told to campaign at once (dissertation 3.10). New
+   * proposals are refused meanwhile; the hand-over is abandoned after an
+   * election timeout.
+   *
+   * @returns The chosen successor, or 0 when there is none.
+   */
+  transferLeadership(target?: NodeId): NodeId {
+    if (this.#role !== "leader") return 0;
+    const chosen = target ?? this.#successor();
+    const progress = this.#progress.get(chosen);
+    if (!progress || !this.membership.isVoter(chosen)) return 0;
+    this.#transfer = { target: chosen, elapsed: 0 };
+    this.#logger.info("handing over leadership", {
+      id: this.#id,
+      term: this.#term,
+      to: chosen,
+    });
+    if (progress.match === this.#log.lastIndex()) {
+      this.#maybeTimeoutNow(chosen, progress);
+    } else {
+      // Resend from the known match: earlier requests may have been lost.
+      progress.probe();
+      this.#sendAppend(chosen, progress, false);
+    }
+    return chosen;
+  }
+
+  #successor(): NodeId {
+    let best: NodeId = 0;
+    let bestMatch = -1;
+    for (const id of this.membership.quorum.voters) {
+      const match = this.#progress.get(id)?.match ?? -1;
+      if (id !== this.#id && match > bestMatch) [best, bestMatch] = [id, match];
+    }
+    return best;
+  }
+
+  #maybeTimeoutNow(id: NodeId, progress: Progress): void {
+    if (this.#transfer?.target !== id) return;
+    if (progress.match !== this.#log.lastIndex()) return;
+    const message: TimeoutNowRequest = {
+      type: "timeoutNow",
+      from: this.#id,
+      to: id,
+      term: this.#term,
+    };
+    this.#messages.push(message);
   }
 
   /** Reports that messages to `id` failed; the leader probes it again. */
@@ -412,7 +472,7 @@ export class RaftCore {
     return this.membership.isVoter(this.#id);
   }
 
-  #campaign(pre: boolean): void {
+  #campaign(pre: boolean, transfer = false): void {
     const term = this.#term + 1;
     if (pre) {
       this.#role = "precandidate";
@@ -438,6 +498,7 @@ export class RaftCore {
         pre,
         lastIndex: this.#log.lastIndex(),
         lastTerm: this.#log.lastTerm(),
+        transfer,
       });
     }
   }
@@ -476,6 +537,7 @@ export class RaftCore {
     this.#resetElectionTimeout();
     this.#progress.clear();
     this.#votes.clear();
+    this.#transfer = undefined;
     this.#failReads();
     if (leader !== this.#leader && leader !== 0) {
       this.#logger.info("following leader", { id: this.#id, term, leader });
@@ -518,7 +580,7 @@ export class RaftCore {
   #higherTerm(message: Message): boolean {
     if (message.type === "vote") {
       if (message.pre) return true;
-      if (this.#inLease()) return false;
+      if (this.#inLease() && !message.transfer) return false;
       this.#becomeFollower(message.term, 0);
       return true;
     }
@@ -554,10 +616,23 @@ export class RaftCore {
         return this.#handleHeartbeat(message);
       case "heartbeatResponse":
         return this.#handleHeartbeatResponse(message);
+      case "timeoutNow":
+        return this.#handleTimeoutNow(message);
     }
   }
 
   // ------------------------------------------------------------ voting
+
+  /** The leader hands over: campaign now, past the followers' lease. */
+  #handleTimeoutNow(message: TimeoutNowRequest): void {
+    if (this.#role !== "follower" || !this.#promotable()) return;
+    this.#logger.info("taking over leadership", {
+      id: this.#id,
+      term: this.#term,
+      from: message.from,
+    });
+    this.#campaign(false, true);
+  }
 
   /** Section 5.2 and 5.4.1: one vote per term, only to up-to-date logs. */
   #handleVote(message: VoteRequest): void {
@@ -698,6 +773,10 @@ export class RaftCore {
       this.#heartbeatElapsed = 0;
       this.#heartbeatWanted = true;
     }
+    if (this.#transfer && ++this.#transfer.elapsed >= this.#electionTicks) {
+      this.#logger.info("hand-over timed out", { id: this.#id });
+      this.#transfer = undefined;
+    }
     if (this.#electionElapsed >= this.#electionTicks) {
       this.#electionElapsed = 0;
       this.#checkQuorum();
@@ -726,6 +805,7 @@ export class RaftCore {
       const wasProbing = progress.state === "probe";
       progress.acknowledge(message.matchIndex);
       if (wasProbing) progress.replicate();
+      this.#maybeTimeoutNow(message.from, progress);
       this.#maybeCommit();
       this.#sendAppend(message.from, progress, false);
       return;

@@ -86,6 +86,11 @@ export interface VoteRequest extends MessageBase {
   lastIndex: number;
   /** Term of the candidate's last entry. */
   lastTerm: number;
+  /**
+   * True when the leader asked the candidate to take over: receivers then
+   * vote even though they heard from that leader recently.
+   */
+  transfer: boolean;
 }
 
 /** Answer to a {@linkcode VoteRequest}. */
@@ -152,8 +157,15 @@ export interface HeartbeatResponse extends MessageBase {
   round: number;
 }
 
+/** A leader's request that the receiver start an election now. */
+export interface TimeoutNowRequest extends MessageBase {
+  /** Discriminant: hand-over of leadership. */
+  type: "timeoutNow";
+}
+
 /** Any message exchanged between Raft nodes. */
 export type Message =
+  | TimeoutNowRequest
   | VoteRequest
   | VoteResponse
   | AppendRequest

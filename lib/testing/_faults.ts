@@ -6,6 +6,7 @@
  */
 
 import type { NodeId } from "../core/types.ts";
+import { inspectCore } from "../server.ts";
 import type { Membership } from "./_membership.ts";
 import type { Nodes } from "./_nodes.ts";
 import { pick, randomInt, shuffle } from "./_random.ts";
@@ -46,7 +47,21 @@ export class Nemesis<C, S> {
     if (fault === "crash") this.#crashSome();
     if (fault === "disk") this.#slowDisk();
     if (fault === "membership") this.#membership.change();
+    if (fault === "handover") this.#handOver();
     world.after(this.#randomDelay(), () => this.#strike());
+  }
+
+  /** The leader hands leadership to a voter of its choice, or a random one. */
+  #handOver(): void {
+    const world = this.#world;
+    const core = this.#nodes.leader()?.incarnation?.server[inspectCore]();
+    if (!core) return;
+    const voters = core.membership.quorum.voters.filter((id) => id !== core.id);
+    const target = world.random.nemesis() < 0.5
+      ? undefined
+      : pick(world.random.nemesis, voters);
+    const chosen = core.transferLeadership(target);
+    world.traceLine(`HANDOVER ${core.id} -> ${chosen}`);
   }
 
   #shakeNetwork(): void {

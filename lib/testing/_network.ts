@@ -58,7 +58,7 @@ function show(message: Message): string {
   switch (message.type) {
     case "vote":
       return `${head} pre=${message.pre} last=${message.lastIndex}/` +
-        `${message.lastTerm}`;
+        `${message.lastTerm} transfer=${message.transfer}`;
     case "voteResponse":
       return `${head} pre=${message.pre} granted=${message.granted}`;
     case "append":
@@ -71,5 +71,7 @@ function show(message: Message): string {
       return `${head} commit=${message.commit} round=${message.round}`;
     case "heartbeatResponse":
       return `${head} round=${message.round}`;
+    case "timeoutNow":
+      return head;
   }
 }

@@ -13,17 +13,19 @@ export type Fault =
   | "partition"
   | "crash"
   | "disk"
-  | "membership";
+  | "membership"
+  | "handover";
 
 /** Every fault: message loss, delay, duplication and reordering;
  * symmetric and one-way partitions; crashes and restarts; slow disks;
- * membership changes. */
+ * membership changes; leadership hand-overs. */
 export const allFaults: readonly Fault[] = [
   "network",
   "partition",
   "crash",
   "disk",
   "membership",
+  "handover",
 ];
 
 /**

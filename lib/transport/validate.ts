@@ -44,7 +44,12 @@ const commonFields: [string, FieldKind][] = [
 ];
 
 const messageFields: Record<string, [string, FieldKind][]> = {
-  vote: [["pre", "boolean"], ["lastIndex", "count"], ["lastTerm", "count"]],
+  vote: [
+    ["pre", "boolean"],
+    ["lastIndex", "count"],
+    ["lastTerm", "count"],
+    ["transfer", "boolean"],
+  ],
   voteResponse: [["pre", "boolean"], ["granted", "boolean"]],
   append: [
     ["prevIndex", "count"],
@@ -61,6 +66,7 @@ const messageFields: Record<string, [string, FieldKind][]> = {
   ],
   heartbeat: [["commit", "count"], ["round", "count"]],
   heartbeatResponse: [["round", "count"]],
+  timeoutNow: [],
 };
 
 const messageTypes = Object.keys(messageFields).join(", ");

@@ -7,7 +7,7 @@
  * ```
  *
  * `--faults` takes `all`, `none` or a comma list of network, partition,
- * crash, disk and membership. Every failure prints its seed and the
+ * crash, disk, membership and handover. Every failure prints its seed and the
  * command that replays it; `--trace` prints the events before the failure.
  *
  * @module
