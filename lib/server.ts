@@ -305,15 +305,31 @@ export class Server<C> {
       throw new TypeError(`Cannot start server ${this.#id}: ${this.#state}`);
     }
     this.#state = "starting";
-    const recover = options.recover ?? false;
+    try {
+      await this.#load(options.recover ?? false);
+      await this.#drain();
+      await this.#startTransport();
+    } catch (error) {
+      // Leave nothing behind: no lock, no listener, no timers.
+      this.#state = "stopped";
+      await this.#transport?.stop();
+      await this.#storage?.close().catch(() => {});
+      throw error;
+    }
+    this.#state = "running";
+    this.#scheduleTick();
+  }
+
+  async #load(recover: boolean): Promise<void> {
     this.#storage ??= new FileStorage(this.#dataPath, {
       logger: this.#logger,
     });
     const stored = await this.#storage.open();
     this.#savedHardState = stored.hardState;
+    const { applied, hardState, entries } = stored;
     this.#applied = recover
       ? 0
-      : Math.min(stored.applied, stored.entries.length);
+      : Math.min(applied, hardState.commit, entries.length);
     this.#core = this.#createCore(stored, this.#applied);
     this.#logger.info("loaded raft state", {
       id: this.#id,
@@ -323,10 +339,6 @@ export class Server<C> {
       applied: stored.applied,
       recover,
     });
-    await this.#drain();
-    await this.#startTransport();
-    this.#state = "running";
-    this.#scheduleTick();
   }
 
   /**

@@ -412,3 +412,20 @@ Deno.test("Server.stop() on the leader hands leadership over first", async () =>
     await cluster.close();
   }
 });
+
+Deno.test("Server.start() that fails releases the data path and the port", async () => {
+  const cluster = await TestCluster.prepare(1);
+  const port = cluster.ports[0]!;
+  const squatter = Deno.listen({ hostname: "127.0.0.1", port });
+  try {
+    await assert.rejects(() => cluster.startNode(1), Deno.errors.AddrInUse);
+  } finally {
+    squatter.close();
+  }
+  try {
+    const server = await cluster.startNode(1);
+    assert.equal(await server.exec(new AppendCommand(1)), 1);
+  } finally {
+    await cluster.close();
+  }
+});
