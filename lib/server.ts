@@ -616,6 +616,8 @@ export class Server<C> {
     this.#busy = true;
     this.#loop = this.#runReady().finally(() => {
       this.#busy = false;
+      // Work that arrived after the loop's last check must not wait a tick.
+      if (this.#state !== "stopped") this.#kick();
     });
   }
 
