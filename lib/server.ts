@@ -202,7 +202,12 @@ export class Server<C> {
 
   #busy = false;
   #loop: Promise<void> = Promise.resolve();
-  #pending = new Map<number, PendingExec>();
+  /**
+   * Callers waiting for the entry at an index. Several can wait at one
+   * index (placed there by leaders of different terms): the entry that is
+   * finally applied there decides each of them.
+   */
+  #pending = new Map<number, PendingExec[]>();
   #recent: ({ index: number; term: number; outcome: Outcome } | undefined)[] =
     [];
   #reads = new Map<number, (index: number | null) => void>();
@@ -714,24 +719,22 @@ export class Server<C> {
     }
   }
 
-  #settle(
-    entry: Entry,
-    outcome: { ok: true; value: unknown } | { ok: false; error: Error },
-  ): void {
+  #settle(entry: Entry, outcome: Outcome): void {
     this.#recent[entry.index % recentOutcomesMax] = {
       index: entry.index,
       term: entry.term,
       outcome,
     };
-    const pending = this.#pending.get(entry.index);
-    if (!pending) return;
+    const waiting = this.#pending.get(entry.index) ?? [];
     this.#pending.delete(entry.index);
-    if (pending.term !== entry.term) {
-      pending.reject(notCommitted(entry.index, entry.term));
-    } else if (outcome.ok) {
-      pending.resolve(outcome.value);
-    } else {
-      pending.reject(outcome.error);
+    for (const pending of waiting) {
+      if (pending.term !== entry.term) {
+        pending.reject(notCommitted(entry.index, entry.term));
+      } else if (outcome.ok) {
+        pending.resolve(outcome.value);
+      } else {
+        pending.reject(outcome.error);
+      }
     }
   }
 
@@ -761,7 +764,9 @@ export class Server<C> {
   }
 
   #rejectAll(error: Error): void {
-    for (const pending of this.#pending.values()) pending.reject(error);
+    for (const waiting of this.#pending.values()) {
+      for (const pending of waiting) pending.reject(error);
+    }
     this.#pending.clear();
     for (const answer of this.#reads.values()) answer(null);
     this.#reads.clear();
@@ -918,18 +923,19 @@ export class Server<C> {
 
   #awaitEntry(index: number, term: number, deadline: number): Promise<unknown> {
     if (index <= this.#applied) return this.#pastOutcome(index, term);
-    // An older proposal parked at this index lost its entry to a truncation.
-    this.#pending.get(index)?.reject(
-      new NotCommittedError(
-        `Entry ${index} was overwritten by term ${term}: not committed`,
-      ),
-    );
+    let pending: PendingExec;
     const result = new Promise<unknown>((resolve, reject) => {
-      this.#pending.set(index, { term, resolve, reject });
+      pending = { term, resolve, reject };
+      const waiting = this.#pending.get(index);
+      if (waiting) waiting.push(pending);
+      else this.#pending.set(index, [pending]);
     });
     const remaining = Math.max(0, deadline - this.#clock.now());
     return this.#withDeadline(result, remaining, () => {
-      if (this.#pending.get(index)?.term === term) this.#pending.delete(index);
+      const waiting = this.#pending.get(index) ?? [];
+      const rest = waiting.filter((other) => other !== pending);
+      if (rest.length > 0) this.#pending.set(index, rest);
+      else this.#pending.delete(index);
       return new TimedOutError(
         `Command at index ${index} was not applied within ` +
           `${this.#options.execTimeoutMs} ms: outcome unknown`,
