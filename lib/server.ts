@@ -1048,7 +1048,9 @@ export class Server<C> {
     const core = this.#core!;
     return this.#waitFor(
       () => {
-        if (core.termAt(index) !== term) {
+        // Only a committed entry at `index` settles it: an overwritten
+        // entry may still come back with a later leader.
+        if (core.commit >= index && core.termAt(index) !== term) {
           throw new NotCommittedError(
             `Configuration entry ${index} was overwritten: change not committed`,
           );
