@@ -19,6 +19,7 @@ import {
   Server,
   stderrLogger,
 } from "../mod.ts";
+import { freePorts, say, waitUntil } from "./_util.ts";
 
 /** Appends a number to the context; returns the new length. */
 class AppendCommand implements Command<number[], number> {
@@ -119,32 +120,4 @@ async function waitForApplied(
     () => nodes.every((s) => s.status().appliedIndex >= index) || undefined,
     `every node to apply index ${index}`,
   );
-}
-
-async function waitUntil<T>(
-  probe: () => T | undefined,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const found = probe();
-    if (found) return found;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
-}
-
-function say(line: string): void {
-  console.log(line);
 }

@@ -17,6 +17,7 @@ import {
   Server,
   stderrLogger,
 } from "../mod.ts";
+import { freePorts, say, waitUntil } from "./_util.ts";
 
 /** Appends a number to the context; returns the new length. */
 class AppendCommand implements Command<number[], number> {
@@ -116,32 +117,4 @@ async function waitForLeader(): Promise<Server<number[]>> {
     );
     return leaders.length === 1 ? leaders[0] : undefined;
   }, "a leader");
-}
-
-async function waitUntil<T>(
-  probe: () => T | undefined | false,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const found = probe();
-    if (found) return found;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
-}
-
-function say(line: string): void {
-  console.log(line);
 }

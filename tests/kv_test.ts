@@ -6,6 +6,7 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { freePorts, waitUntil as waitFor } from "./_helpers.ts";
 
 const kvScript = new URL("../examples/kv.ts", import.meta.url).pathname;
 
@@ -157,33 +158,6 @@ class KvCluster {
     const logs = await Promise.all(this.nodes.map((node) => node.stop()));
     await Deno.remove(this.root, { recursive: true });
     if (Deno.env.get("KV_TEST_LOGS")) console.error(logs.join("\n"));
-  }
-}
-
-function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
-}
-
-/** Polls `probe` until it returns something truthy, or throws. */
-async function waitFor<T>(
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const found = await probe();
-    if (found) return found;
-    if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
