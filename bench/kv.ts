@@ -14,7 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { Histogram } from "./_histogram.ts";
+import { freePorts, measure } from "./_measure.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,22 +52,11 @@ const runs = values.runs.split(",").map((run) => {
 });
 
 const kvScript = new URL("../examples/kv.ts", import.meta.url).pathname;
-const loadScript = new URL("./_load.ts", import.meta.url).pathname;
 
 interface Node {
   id: number;
   url: string;
   process: Deno.ChildProcess;
-}
-
-function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
 }
 
 function startNodes(root: string): Node[] {
@@ -119,80 +108,6 @@ async function waitForLeader(nodes: Node[]): Promise<Node> {
   throw new Error("No leader within 20 s");
 }
 
-interface LoadResult {
-  operations: number;
-  errors: number;
-  statuses: Record<string, number>;
-  seconds: number;
-  histogram: { counts: [number, number][]; max: number };
-}
-
-async function measure(
-  url: string,
-  op: string,
-  concurrency: number,
-): Promise<Record<string, unknown>> {
-  const processes = Math.min(processesMax, concurrency);
-  const children = Array.from({ length: processes }, (_, i) => {
-    const clients = Math.floor(concurrency / processes) +
-      (i < concurrency % processes ? 1 : 0);
-    return new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        loadScript,
-        url,
-        op,
-        String(clients),
-        String(seconds),
-        String(valueBytes),
-        `k${i}`,
-        String(Math.ceil(keys / processes)),
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-  });
-  // Let the processes compile and connect, then start them together.
-  await new Promise((resolve) => setTimeout(resolve, 1500));
-  for (const child of children) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new Uint8Array([1]));
-    await writer.close();
-  }
-  const outputs = await Promise.all(children.map((child) => child.output()));
-  const histogram = new Histogram();
-  let operations = 0;
-  let errors = 0;
-  let elapsed = 0;
-  for (const output of outputs) {
-    const result = JSON.parse(
-      new TextDecoder().decode(output.stdout),
-    ) as LoadResult;
-    operations += result.operations;
-    errors += result.errors;
-    elapsed = Math.max(elapsed, result.seconds);
-    histogram.merge(result.histogram);
-  }
-  return {
-    op,
-    concurrency,
-    processes,
-    seconds: Number(elapsed.toFixed(2)),
-    operations,
-    errors,
-    opsPerSecond: Math.round(operations / elapsed),
-    p50Ms: round(histogram.quantile(0.5)),
-    p99Ms: round(histogram.quantile(0.99)),
-    maxMs: round(histogram.max),
-  };
-}
-
-function round(ms: number): number {
-  return Number(ms.toFixed(2));
-}
-
 const root = await Deno.makeTempDir({
   prefix: "lilraft-bench-kv-",
   ...(values.dir ? { dir: values.dir } : {}),
@@ -201,7 +116,15 @@ const nodes = startNodes(root);
 try {
   const leader = await waitForLeader(nodes);
   for (const { op, concurrency } of runs) {
-    const result = await measure(leader.url, op, concurrency);
+    const result = await measure({
+      url: leader.url,
+      op,
+      concurrency,
+      seconds,
+      processes: processesMax,
+      valueBytes,
+      keys,
+    });
     console.log(JSON.stringify({ ...result, leader: leader.id }));
   }
 } finally {
