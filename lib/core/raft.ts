@@ -149,7 +149,7 @@ export class RaftCore {
   #readsDone: ReadState[] = [];
   #heartbeatWanted = false;
   #appendsWanted = false;
-  #transfer: { target: NodeId; elapsed: number } | undefined;
+  #transfer: { target: NodeId; elapsed: number; sent: boolean } | undefined;
 
   #messages: Message[] = [];
   #messagesNow: Message[] = [];
@@ -355,7 +355,7 @@ export class RaftCore {
     const chosen = target ?? this.#successor();
     const progress = this.#progress.get(chosen);
     if (!progress || !this.membership.isVoter(chosen)) return 0;
-    this.#transfer = { target: chosen, elapsed: 0 };
+    this.#transfer = { target: chosen, elapsed: 0, sent: false };
     this.#logger.info("handing over leadership", {
       id: this.#id,
       term: this.#term,
@@ -382,8 +382,10 @@ export class RaftCore {
   }
 
   #maybeTimeoutNow(id: NodeId, progress: Progress): void {
-    if (this.#transfer?.target !== id) return;
+    const transfer = this.#transfer;
+    if (transfer?.target !== id || transfer.sent) return;
     if (progress.match !== this.#log.lastIndex()) return;
+    transfer.sent = true;
     const message: TimeoutNowRequest = {
       type: "timeoutNow",
       from: this.#id,
