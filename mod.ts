@@ -39,13 +39,13 @@
  */
 
 // The server and how to describe a cluster.
-export {
-  type MemberStatus,
-  Server,
-  type ServerOptions,
-  type ServerStatus,
-  type StartOptions,
-} from "./lib/server.ts";
+export { Server } from "./lib/server.ts";
+export type {
+  MemberStatus,
+  ServerOptions,
+  ServerStatus,
+  StartOptions,
+} from "./lib/server_options.ts";
 export { Config, HttpNode } from "./lib/config.ts";
 export type { Command, CommandClass } from "./lib/command.ts";
 

@@ -6,16 +6,24 @@
  */
 
 import { crc32 } from "node:zlib";
+import {
+  EntryWaiters,
+  type Outcome,
+  type Placement,
+} from "./_entry_waiters.ts";
+import { MembershipChange } from "./_membership_change.ts";
+import { ConditionWaiters, withDeadline } from "./_waiting.ts";
+import {
+  asError,
+  causeChain,
+  checkPlacement,
+  reviveError,
+} from "./_wire_errors.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type Command, type CommandClass, CommandRegistry } from "./command.ts";
 import type { Config } from "./config.ts";
 import { Membership, validateMembers } from "./core/membership.ts";
-import {
-  NotLeaderError,
-  RaftCore,
-  type Ready,
-  type Role,
-} from "./core/raft.ts";
+import { NotLeaderError, RaftCore, type Ready } from "./core/raft.ts";
 import {
   type Entry,
   EntryKind,
@@ -24,16 +32,15 @@ import {
   type Message,
   type NodeId,
 } from "./core/types.ts";
-import {
-  ConfigChangeError,
-  forwardableErrors,
-  LilraftError,
-  NoLeaderError,
-  NotCommittedError,
-  StoppedError,
-  TimedOutError,
-} from "./errors.ts";
+import { NoLeaderError, StoppedError, TimedOutError } from "./errors.ts";
 import { type Logger, silentLogger } from "./logger.ts";
+import {
+  type ResolvedOptions,
+  resolveOptions,
+  type ServerOptions,
+  type ServerStatus,
+  type StartOptions,
+} from "./server_options.ts";
 import { FileStorage } from "./storage/file.ts";
 import type { Storage } from "./storage/storage.ts";
 import { HttpTransport } from "./transport/http.ts";
@@ -43,111 +50,12 @@ import type {
   Transport,
 } from "./transport/transport.ts";
 
-/** Tuning and dependencies of a {@linkcode Server}; all optional. */
-export interface ServerOptions {
-  /** Where role, membership and recovery events go. Default: silent. */
-  logger?: Logger;
-  /** Minimum election timeout; the actual one is in [t, 2t). Default 150. */
-  electionTimeoutMs?: number;
-  /** Interval between leader heartbeats. Default 50. */
-  heartbeatIntervalMs?: number;
-  /** Resolution of the Raft clock. Default 10. */
-  tickMs?: number;
-  /** How long `exec`, `read` and forwarding may take. Default 5000. */
-  execTimeoutMs?: number;
-  /** How long a new member may take to catch up. Default 10000. */
-  catchUpTimeoutMs?: number;
-  /**
-   * Join an existing cluster instead of founding one: the node writes no
-   * initial configuration and never campaigns until a leader adds it with
-   * {@linkcode Server.setConfig}. Default false.
-   */
-  join?: boolean;
-  /** Storage to use instead of the write-ahead log under the data path. */
-  storage?: Storage;
-  /** Transport to use instead of HTTP. */
-  transport?: Transport;
-  /** Clock to use instead of the system clock. */
-  clock?: Clock;
-  /** Random source in [0, 1) for election timeouts. Default Math.random. */
-  random?: () => number;
-  /** AppendEntries requests in flight per follower. Default 32. */
-  inflightMax?: number;
-  /** Entries per AppendEntries request. Default 512. */
-  entriesPerAppendMax?: number;
-  /**
-   * Largest encoded command, in characters; `exec` of a larger one throws
-   * `RangeError`. Default 8 MiB, well under the transport's body limit.
-   */
-  entryBytesMax?: number;
-}
-
-/** Options of {@linkcode Server.start}. */
-export interface StartOptions {
-  /**
-   * Rebuild the context by applying every committed entry in the log
-   * before `start` resolves. When false, the context is taken as it is and
-   * entries applied before the last clean stop are not applied again.
-   */
-  recover?: boolean;
-}
-
-/** A member as {@linkcode ServerStatus} reports it. */
-export interface MemberStatus {
-  /** The member's id. */
-  id: NodeId;
-  /** The member's URL. */
-  url: string;
-}
-
-/** A snapshot of a server's state, for operators and tests. */
-export interface ServerStatus {
-  /** This node's id. */
-  id: NodeId;
-  /** The Raft role, or "stopped" / "failed". */
-  role: Role | "stopped" | "failed";
-  /** The current term. */
-  term: number;
-  /** The leader as far as known, or null. */
-  leader: NodeId | null;
-  /** Highest committed index known here. */
-  commitIndex: number;
-  /** Highest index applied to the context. */
-  appliedIndex: number;
-  /** Index of the last log entry. */
-  lastLogIndex: number;
-  /** Voters of the configuration in force (the new set while joint). */
-  members: MemberStatus[];
-  /** Voters of the outgoing set during a joint change, else empty. */
-  oldMembers: MemberStatus[];
-  /** Why the server failed, when it did. */
-  failure: string | null;
-}
-
-/** Where a leader placed a proposal. */
-interface Placement {
-  index: number;
-  term: number;
-}
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: Error };
-
-/** How many applied entries keep their outcome for late waiters. */
-const recentOutcomesMax = 4096;
-
-interface PendingExec {
-  term: number;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
-
-interface Waiter {
-  ready(): boolean;
-  deadline: number;
-  resolve(): void;
-  reject(error: Error): void;
-  timeout(): Error;
-}
+export type {
+  MemberStatus,
+  ServerOptions,
+  ServerStatus,
+  StartOptions,
+} from "./server_options.ts";
 
 /**
  * Internal: the key of the method through which lilraft's simulator
@@ -155,15 +63,6 @@ interface Waiter {
  * safety properties. Not exported from `mod.ts`; not a public API.
  */
 export const inspectCore: unique symbol = Symbol("lilraft.inspectCore");
-
-const defaults = {
-  electionTimeoutMs: 150,
-  heartbeatIntervalMs: 50,
-  tickMs: 10,
-  execTimeoutMs: 5000,
-  catchUpTimeoutMs: 10000,
-  entryBytesMax: 8 * 1024 * 1024,
-};
 
 /**
  * One node of a lilraft cluster, replicating the context `C`.
@@ -183,7 +82,7 @@ export class Server<C> {
   readonly #context: C;
   readonly #config: Config;
   readonly #dataPath: string;
-  readonly #options: ServerOptions & typeof defaults;
+  readonly #options: ResolvedOptions;
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #registry = new CommandRegistry<C>();
@@ -202,19 +101,11 @@ export class Server<C> {
 
   #busy = false;
   #loop: Promise<void> = Promise.resolve();
-  /**
-   * Callers waiting for the entry at an index. Several can wait at one
-   * index (placed there by leaders of different terms): the entry that is
-   * finally applied there decides each of them.
-   */
-  #pending = new Map<number, PendingExec[]>();
-  #recent: ({ index: number; term: number; outcome: Outcome } | undefined)[] =
-    [];
+  readonly #entryWaiters: EntryWaiters;
+  readonly #conditions: ConditionWaiters;
+  readonly #membershipChange: MembershipChange;
   #reads = new Map<number, (index: number | null) => void>();
   #readSequence = 0;
-  #waiters = new Set<Waiter>();
-  #learners = new Map<NodeId, Member>();
-  #changing = false;
   #peersIndex = -1;
   #cluster: string | undefined;
 
@@ -226,7 +117,8 @@ export class Server<C> {
    * @param config The nodes of the cluster.
    * @param dataPath Directory for the write-ahead log.
    * @param options Tuning and dependencies.
-   * @throws {TypeError} on an invalid id or timing options.
+   * @throws {TypeError} on an invalid id, or one missing from `config`.
+   * @throws {RangeError} on invalid timing options.
    */
   constructor(
     id: NodeId,
@@ -238,8 +130,7 @@ export class Server<C> {
     if (!Number.isSafeInteger(id) || id <= 0) {
       throw new TypeError(`Invalid server id ${id}: expected an integer > 0`);
     }
-    this.#options = { ...defaults, ...options };
-    checkTiming(this.#options);
+    this.#options = resolveOptions(options);
     if (!options.join && !config.nodes.some((node) => node.id === id)) {
       throw new TypeError(
         `Invalid server id ${id}: not in the configuration ` +
@@ -254,6 +145,13 @@ export class Server<C> {
     this.#clock = options.clock ?? systemClock;
     this.#transport = options.transport;
     this.#storage = options.storage;
+    this.#entryWaiters = new EntryWaiters({
+      clock: this.#clock,
+      appliedIndex: () => this.#applied,
+      timeoutMs: this.#options.execTimeoutMs,
+    });
+    this.#conditions = new ConditionWaiters(this.#clock);
+    this.#membershipChange = this.#createMembershipChange();
   }
 
   /** The context commands are applied to. */
@@ -374,7 +272,11 @@ export class Server<C> {
     this.#logger.info("stopped", { id: this.#id, applied: this.#applied });
   }
 
-  /** Internal, for the simulator only: the Raft core once started. */
+  /**
+   * Internal, for the simulator only: the Raft core once started.
+   *
+   * @ignore
+   */
   [inspectCore](): RaftCore | undefined {
     return this.#core;
   }
@@ -485,7 +387,7 @@ export class Server<C> {
     const members = nodes.map(({ id, url }) => ({ id, url }));
     validateMembers(members, "configuration");
     await this.#leaderCall(
-      () => this.#changeMembership(members),
+      () => this.#membershipChange.change(this.#core!, members),
       { kind: "config", members },
     );
   }
@@ -509,6 +411,21 @@ export class Server<C> {
       logger: this.#logger,
       inflightMax: this.#options.inflightMax,
       entriesPerAppendMax: this.#options.entriesPerAppendMax,
+    });
+  }
+
+  #createMembershipChange(): MembershipChange {
+    return new MembershipChange({
+      id: this.#id,
+      logger: this.#logger,
+      options: this.#options,
+      kick: () => this.#kick(),
+      waitFor: (ready, timeoutMs, timeout) =>
+        this.#waitFor(ready, timeoutMs, timeout),
+      invalidatePeers: () => {
+        this.#peersIndex = -1;
+      },
+      updatePeers: () => this.#updatePeers(),
     });
   }
 
@@ -565,7 +482,7 @@ export class Server<C> {
 
   #knows(id: NodeId): boolean {
     if (this.#config.nodes.some((node) => node.id === id)) return true;
-    if (this.#learners.has(id)) return true;
+    if (this.#membershipChange.learners.has(id)) return true;
     return this.#core?.membership.members().some((m) => m.id === id) ?? false;
   }
 
@@ -576,7 +493,8 @@ export class Server<C> {
     const byId = new Map<NodeId, Member>();
     for (const node of this.#config.members()) byId.set(node.id, node);
     for (const member of core.membership.members()) byId.set(member.id, member);
-    for (const member of this.#learners.values()) byId.set(member.id, member);
+    const learners = this.#membershipChange.learners;
+    for (const member of learners.values()) byId.set(member.id, member);
     byId.delete(this.#id);
     this.#transport?.setPeers([...byId.values()]);
   }
@@ -602,7 +520,7 @@ export class Server<C> {
         this.#fail(error);
         return;
       }
-      this.#checkWaiters();
+      this.#conditions.check();
       this.#kick();
       this.#scheduleTick();
     }, this.#options.tickMs);
@@ -646,7 +564,7 @@ export class Server<C> {
         this.#answerReads(ready);
         core.advance(ready);
         this.#updatePeers();
-        this.#checkWaiters();
+        this.#conditions.check();
       }
     } catch (error) {
       this.#fail(error);
@@ -693,14 +611,11 @@ export class Server<C> {
         ? this.#applyCommand(entry)
         : { ok: true as const, value: undefined };
       this.#applied = entry.index;
-      this.#settle(entry, outcome);
+      this.#entryWaiters.settle(entry, outcome);
     }
   }
 
-  #applyCommand(entry: Entry): { ok: true; value: unknown } | {
-    ok: false;
-    error: Error;
-  } {
+  #applyCommand(entry: Entry): Outcome {
     let command: Command<C, unknown>;
     try {
       command = this.#registry.decode(entry.data);
@@ -716,25 +631,6 @@ export class Server<C> {
       return { ok: true, value: command.apply(this.#context) };
     } catch (error) {
       return { ok: false, error: asError(error) };
-    }
-  }
-
-  #settle(entry: Entry, outcome: Outcome): void {
-    this.#recent[entry.index % recentOutcomesMax] = {
-      index: entry.index,
-      term: entry.term,
-      outcome,
-    };
-    const waiting = this.#pending.get(entry.index) ?? [];
-    this.#pending.delete(entry.index);
-    for (const pending of waiting) {
-      if (pending.term !== entry.term) {
-        pending.reject(notCommitted(entry.index, entry.term));
-      } else if (outcome.ok) {
-        pending.resolve(outcome.value);
-      } else {
-        pending.reject(outcome.error);
-      }
     }
   }
 
@@ -764,14 +660,10 @@ export class Server<C> {
   }
 
   #rejectAll(error: Error): void {
-    for (const waiting of this.#pending.values()) {
-      for (const pending of waiting) pending.reject(error);
-    }
-    this.#pending.clear();
+    this.#entryWaiters.rejectAll(error);
     for (const answer of this.#reads.values()) answer(null);
     this.#reads.clear();
-    for (const waiter of this.#waiters) waiter.reject(error);
-    this.#waiters.clear();
+    this.#conditions.rejectAll(error);
   }
 
   // ---------------------------------------------------- leader operations
@@ -876,7 +768,7 @@ export class Server<C> {
         return this.#readIndex();
       case "config":
         validateMembers(request.members, "configuration");
-        return this.#changeMembership(request.members);
+        return this.#membershipChange.change(this.#core!, request.members);
     }
   }
 
@@ -893,8 +785,7 @@ export class Server<C> {
       () => Promise.resolve(this.#propose(data)),
       { kind: "exec", name, payload: command },
     );
-    const { index, term } = checkPlacement(placed);
-    return await this.#awaitEntry(index, term, deadline);
+    return await this.#entryWaiters.wait(checkPlacement(placed), deadline);
   }
 
   /**
@@ -921,46 +812,6 @@ export class Server<C> {
     return placement;
   }
 
-  #awaitEntry(index: number, term: number, deadline: number): Promise<unknown> {
-    if (index <= this.#applied) return this.#pastOutcome(index, term);
-    let pending: PendingExec;
-    const result = new Promise<unknown>((resolve, reject) => {
-      pending = { term, resolve, reject };
-      const waiting = this.#pending.get(index);
-      if (waiting) waiting.push(pending);
-      else this.#pending.set(index, [pending]);
-    });
-    const remaining = Math.max(0, deadline - this.#clock.now());
-    return this.#withDeadline(result, remaining, () => {
-      const waiting = this.#pending.get(index) ?? [];
-      const rest = waiting.filter((other) => other !== pending);
-      if (rest.length > 0) this.#pending.set(index, rest);
-      else this.#pending.delete(index);
-      return new TimedOutError(
-        `Command at index ${index} was not applied within ` +
-          `${this.#options.execTimeoutMs} ms: outcome unknown`,
-      );
-    });
-  }
-
-  /** The outcome of an entry applied before its caller started waiting. */
-  #pastOutcome(index: number, term: number): Promise<unknown> {
-    const recent = this.#recent[index % recentOutcomesMax];
-    if (recent?.index !== index) {
-      return Promise.reject(
-        new TimedOutError(
-          `Entry ${index} was applied too long ago to report: outcome unknown`,
-        ),
-      );
-    }
-    if (recent.term !== term) {
-      return Promise.reject(notCommitted(index, recent.term));
-    }
-    return recent.outcome.ok
-      ? Promise.resolve(recent.outcome.value)
-      : Promise.reject(recent.outcome.error);
-  }
-
   #readIndex(): Promise<number> {
     const id = ++this.#readSequence;
     this.#core!.readIndex(id);
@@ -972,99 +823,11 @@ export class Server<C> {
       });
     });
     this.#kick();
-    return this.#withDeadline(index, this.#options.execTimeoutMs, () => {
+    const timeoutMs = this.#options.execTimeoutMs;
+    return withDeadline(this.#clock, index, timeoutMs, () => {
       this.#reads.delete(id);
       return new TimedOutError("Leadership was not confirmed in time");
     });
-  }
-
-  async #changeMembership(members: Member[]): Promise<void> {
-    const core = this.#core!;
-    if (this.#changing || core.changeInProgress()) {
-      throw new ConfigChangeError(
-        "Cannot change the configuration: another change is in progress",
-      );
-    }
-    this.#changing = true;
-    try {
-      await this.#catchUp(members);
-      const term = core.term;
-      const index = core.proposeMembership(members);
-      this.#logger.info("membership change started", {
-        id: this.#id,
-        index,
-        members: members.map((member) => member.id),
-      });
-      this.#kick();
-      await this.#waitForMembership(index, term);
-    } finally {
-      for (const id of this.#learners.keys()) core.removeLearner(id);
-      this.#learners.clear();
-      this.#changing = false;
-    }
-  }
-
-  /** Replicates to new members as learners until they are nearly current. */
-  async #catchUp(members: Member[]): Promise<void> {
-    const core = this.#core!;
-    const current = new Set(core.membership.quorum.all());
-    const added = members.filter((member) => !current.has(member.id));
-    if (added.length === 0) return;
-    for (const member of added) {
-      this.#learners.set(member.id, member);
-      core.addLearner(member.id);
-    }
-    this.#peersIndex = -1;
-    this.#updatePeers();
-    this.#kick();
-    // Caught up: holds everything committed before the change began, and
-    // trails the leader by at most one AppendEntries batch.
-    const target = core.commit;
-    const lag = this.#options.entriesPerAppendMax ?? 512;
-    const caughtUp = () =>
-      added.every((member) => {
-        const match = core.progressOf(member.id)?.match ?? 0;
-        return match >= target && core.lastIndex - match <= lag;
-      });
-    try {
-      await this.#waitFor(
-        () => caughtUp() || core.role !== "leader",
-        this.#options.catchUpTimeoutMs,
-        () =>
-          new ConfigChangeError(
-            `Cannot change the configuration: node(s) ${
-              added.map((member) => member.id).join(", ")
-            } did not catch up within ${this.#options.catchUpTimeoutMs} ms`,
-          ),
-      );
-    } catch (error) {
-      this.#peersIndex = -1;
-      throw error;
-    }
-    if (core.role !== "leader") throw new NotLeaderError(core.leader);
-  }
-
-  #waitForMembership(index: number, term: number): Promise<void> {
-    const core = this.#core!;
-    return this.#waitFor(
-      () => {
-        // Only a committed entry at `index` settles it: an overwritten
-        // entry may still come back with a later leader.
-        if (core.commit >= index && core.termAt(index) !== term) {
-          throw new NotCommittedError(
-            `Configuration entry ${index} was overwritten: change not committed`,
-          );
-        }
-        return core.membershipIndex > index && !core.membership.joint &&
-          core.commit >= core.membershipIndex;
-      },
-      this.#options.execTimeoutMs,
-      () =>
-        new TimedOutError(
-          `Configuration change at ${index} did not finish in time: ` +
-            "it may still complete",
-        ),
-    );
   }
 
   // -------------------------------------------------------------- waiting
@@ -1076,49 +839,7 @@ export class Server<C> {
   ): Promise<void> {
     if (ready()) return Promise.resolve();
     this.#checkRunning();
-    return new Promise((resolve, reject) => {
-      this.#waiters.add({
-        ready,
-        deadline: this.#clock.now() + Math.max(0, timeoutMs),
-        resolve,
-        reject,
-        timeout,
-      });
-    });
-  }
-
-  #checkWaiters(): void {
-    const now = this.#clock.now();
-    for (const waiter of this.#waiters) {
-      let done: boolean;
-      try {
-        done = waiter.ready();
-      } catch (error) {
-        this.#waiters.delete(waiter);
-        waiter.reject(asError(error));
-        continue;
-      }
-      if (done) {
-        this.#waiters.delete(waiter);
-        waiter.resolve();
-      } else if (now >= waiter.deadline) {
-        this.#waiters.delete(waiter);
-        waiter.reject(waiter.timeout());
-      }
-    }
-  }
-
-  #withDeadline<T>(
-    promise: Promise<T>,
-    timeoutMs: number,
-    timeout: () => Error,
-  ): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = this.#clock.setTimer(() => reject(timeout()), timeoutMs);
-      promise.then(resolve, reject).finally(() =>
-        this.#clock.clearTimer(timer)
-      );
-    });
+    return this.#conditions.wait(ready, timeoutMs, timeout);
   }
 
   #checkRunning(): void {
@@ -1128,59 +849,4 @@ export class Server<C> {
       `Server ${this.#id} is not running: ${reason || this.#state}`,
     );
   }
-}
-
-function checkTiming(options: typeof defaults): void {
-  const { tickMs, electionTimeoutMs, heartbeatIntervalMs } = options;
-  for (const name of Object.keys(defaults) as (keyof typeof defaults)[]) {
-    const value = options[name];
-    if (!Number.isFinite(value) || value <= 0) {
-      throw new RangeError(`Invalid option ${name}: must be positive`);
-    }
-  }
-  if (heartbeatIntervalMs >= electionTimeoutMs) {
-    throw new RangeError(
-      "Invalid timing: heartbeatIntervalMs must be below electionTimeoutMs",
-    );
-  }
-  if (electionTimeoutMs < 2 * tickMs) {
-    throw new RangeError(
-      "Invalid timing: electionTimeoutMs must be at least two ticks",
-    );
-  }
-}
-
-function checkPlacement(value: unknown): Placement {
-  const { index, term } = (value ?? {}) as Partial<Placement>;
-  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term)) {
-    throw new TypeError("Invalid reply from the leader: expected index, term");
-  }
-  return { index: index!, term: term! };
-}
-
-function notCommitted(index: number, term: number): NotCommittedError {
-  return new NotCommittedError(
-    `Entry ${index} was overwritten by a leader of term ${term}: ` +
-      "the command was not committed",
-  );
-}
-
-function asError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
-}
-
-function causeChain(error: unknown): string {
-  const parts: string[] = [];
-  for (let at = error; at instanceof Error && parts.length < 8; at = at.cause) {
-    parts.push(at.message);
-  }
-  return parts.join(": ");
-}
-
-function reviveError(error: { name: string; message: string }): Error {
-  const ErrorClass = forwardableErrors[error.name];
-  if (ErrorClass) return new ErrorClass(error.message);
-  const revived = new LilraftError(error.message);
-  revived.name = error.name;
-  return revived;
 }
