@@ -7,6 +7,7 @@
  */
 
 import { Histogram } from "./_histogram.ts";
+export { freePorts } from "../examples/_util.ts";
 
 const loadScript = new URL("./_load.ts", import.meta.url).pathname;
 
@@ -38,15 +39,19 @@ interface LoadResult {
   histogram: { counts: [number, number][]; max: number };
 }
 
-/** Returns `count` ports of 127.0.0.1 that were free a moment ago. */
-export function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
+/**
+ * Parses `put:1,get:64` into runs.
+ *
+ * @throws {TypeError} naming a part that is not `put:N` or `get:N`.
+ */
+export function parseRuns(text: string): { op: string; concurrency: number }[] {
+  return text.split(",").map((run) => {
+    const [op, concurrency] = run.split(":");
+    if ((op !== "put" && op !== "get") || !(Number(concurrency) > 0)) {
+      throw new TypeError(`Invalid run "${run}": expected put:N or get:N`);
+    }
+    return { op, concurrency: Number(concurrency) };
+  });
 }
 
 /** Runs `run` and returns its summary: ops/s and p50/p99/max latency. */

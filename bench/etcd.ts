@@ -19,7 +19,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { freePorts, measure } from "./_measure.ts";
+import { freePorts, measure, parseRuns } from "./_measure.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -48,13 +48,7 @@ const seconds = Number(values.seconds);
 const processesMax = Number(values.processes);
 const valueBytes = Number(values["value-bytes"]);
 const keys = Number(values.keys);
-const runs = values.runs.split(",").map((run) => {
-  const [op, concurrency] = run.split(":");
-  if ((op !== "put" && op !== "get") || !(Number(concurrency) > 0)) {
-    throw new TypeError(`Invalid run "${run}": expected put:N or get:N`);
-  }
-  return { op, concurrency: Number(concurrency) };
-});
+const runs = parseRuns(values.runs);
 
 interface Member {
   id: number;

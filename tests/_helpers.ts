@@ -13,6 +13,10 @@ import {
   type ServerOptions,
 } from "../mod.ts";
 
+import { freePorts } from "../examples/_util.ts";
+
+export { freePorts };
+
 /** Appends a number to the context and returns the new length. */
 export class AppendCommand implements Command<number[], number> {
   constructor(public val: number) {}
@@ -34,17 +38,6 @@ export class FailCommand implements Command<number[], never> {
   apply(): never {
     throw new RangeError(`refused: ${this.reason}`);
   }
-}
-
-/** Ports that were free a moment ago on 127.0.0.1. */
-export function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const listener of listeners) listener.close();
-  return ports;
 }
 
 /**
