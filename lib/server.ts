@@ -761,9 +761,7 @@ export class Server<C> {
             `Cannot exec command "${request.name}": it is not registered`,
           );
         }
-        return Promise.resolve(
-          this.#propose(this.#encode(request.name, request.payload)),
-        );
+        return Promise.resolve(this.#serveExec(request));
       case "readIndex":
         return this.#readIndex();
       case "config":
@@ -783,7 +781,7 @@ export class Server<C> {
     const data = this.#encode(name, command);
     const placed = await this.#leaderCall(
       () => Promise.resolve(this.#propose(data)),
-      { kind: "exec", name, payload: command },
+      { kind: "exec", name, payload: command, from: this.#id },
     );
     return await this.#entryWaiters.wait(checkPlacement(placed), deadline);
   }
@@ -804,6 +802,15 @@ export class Server<C> {
       );
     }
     return data;
+  }
+
+  /** Places a forwarded command; its sender hears of the commit at once. */
+  #serveExec(request: ForwardRequest & { kind: "exec" }): Placement {
+    const placement = this.#propose(
+      this.#encode(request.name, request.payload),
+    );
+    if (request.from) this.#core!.noticeCommit(request.from, placement.index);
+    return placement;
   }
 
   #propose(data: string): Placement {

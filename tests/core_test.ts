@@ -975,3 +975,39 @@ Deno.test("propose() is refused while leadership is handed over", () => {
 
   assert.throws(() => old.propose("late"), NotLeaderError);
 });
+
+// Commit notices
+
+Deno.test("step() tells followers of a new commit at the next tick, not at once", () => {
+  const cluster = elected();
+  const leader = cluster.node(1);
+
+  const { index } = leader.propose("x");
+  cluster.deliver();
+  const before = [
+    leader.commit,
+    cluster.node(2).commit,
+    cluster.node(3).commit,
+  ];
+  cluster.tick(1, [1]);
+
+  assert.deepEqual(before, [index, index - 1, index - 1]);
+  assert.deepEqual([cluster.node(2).commit, cluster.node(3).commit], [
+    index,
+    index,
+  ]);
+});
+
+Deno.test("noticeCommit() tells the asking follower of the commit at once", () => {
+  const cluster = elected();
+  const leader = cluster.node(1);
+
+  const { index } = leader.propose("x");
+  leader.noticeCommit(2, index);
+  cluster.deliver();
+
+  assert.deepEqual(
+    [leader.commit, cluster.node(2).commit, cluster.node(3).commit],
+    [index, index, index - 1],
+  );
+});

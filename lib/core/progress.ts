@@ -26,6 +26,8 @@ export class Progress {
   active = false;
   /** Highest heartbeat round acknowledged (for read-index). */
   round = 0;
+  /** Tell this peer as soon as commit reaches this index; 0 for no. */
+  noticeAt = 0;
   /** Replicated to but not voting (catching up before a change). */
   learner: boolean;
 

@@ -149,6 +149,7 @@ export class RaftCore {
   #readsDone: ReadState[] = [];
   #heartbeatWanted = false;
   #appendsWanted = false;
+  #commitNoticeDue = false;
   #transfer: { target: NodeId; elapsed: number; sent: boolean } | undefined;
 
   #messages: Message[] = [];
@@ -393,6 +394,25 @@ export class RaftCore {
       term: this.#term,
     };
     this.#messages.push(message);
+  }
+
+  /**
+   * Asks the leader to tell follower `id` as soon as `index` commits, for a
+   * follower waiting to apply an entry it forwarded.
+   */
+  noticeCommit(id: NodeId, index: number): void {
+    const progress = this.#progress.get(id);
+    if (this.#role !== "leader" || !progress) return;
+    progress.noticeAt = Math.max(progress.noticeAt, index);
+    this.#sendNotices();
+  }
+
+  #sendNotices(): void {
+    for (const [id, progress] of this.#progress) {
+      if (progress.noticeAt === 0 || progress.noticeAt > this.#commit) continue;
+      progress.noticeAt = 0;
+      this.#sendAppend(id, progress, true);
+    }
   }
 
   /** Reports that messages to `id` failed; the leader probes it again. */
@@ -771,6 +791,10 @@ export class RaftCore {
   #tickLeader(): void {
     this.#heartbeatElapsed++;
     this.#electionElapsed++;
+    if (this.#commitNoticeDue) {
+      this.#commitNoticeDue = false;
+      this.#appendsWanted = true;
+    }
     if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
       this.#heartbeatElapsed = 0;
       this.#heartbeatWanted = true;
@@ -916,7 +940,11 @@ export class RaftCore {
     if (index <= this.#commit) return;
     if (this.#log.term(index) !== this.#term) return;
     this.#commit = index;
-    this.#appendsWanted = true;
+    // Followers learn the new commit index from the next AppendEntries; an
+    // empty one just for it would hold up the next proposal's, so it waits
+    // for the next tick, except for followers that asked (noticeCommit).
+    this.#commitNoticeDue = true;
+    this.#sendNotices();
     this.#afterCommit();
     this.#checkReads();
   }

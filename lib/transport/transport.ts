@@ -12,7 +12,13 @@ import type { Member, Message, NodeId } from "../core/types.ts";
 
 /** A client request forwarded from a follower to the leader. */
 export type ForwardRequest =
-  | { kind: "exec"; name: string; payload: unknown }
+  | {
+    kind: "exec";
+    name: string;
+    payload: unknown;
+    /** The forwarding node, told at once when the entry commits. */
+    from?: NodeId;
+  }
   | { kind: "readIndex" }
   | { kind: "config"; members: Member[] };
 

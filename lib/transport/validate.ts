@@ -171,7 +171,22 @@ export function parseForwardRequest(value: unknown): ForwardRequest {
           }`,
         );
       }
-      return { kind: "exec", name: value.name, payload: value.payload };
+      if (
+        value.from !== undefined &&
+        (!Number.isSafeInteger(value.from) || (value.from as number) <= 0)
+      ) {
+        throw new TypeError(
+          `Invalid forward request: "from" must be a positive integer, got ${
+            describe(value.from)
+          }`,
+        );
+      }
+      return {
+        kind: "exec",
+        name: value.name,
+        payload: value.payload,
+        ...(value.from !== undefined && { from: value.from as number }),
+      };
     case "readIndex":
       return { kind: "readIndex" };
     case "config":
