@@ -107,6 +107,7 @@ export class Server<C> {
   #reads = new Map<number, (index: number | null) => void>();
   #readSequence = 0;
   #peersIndex = -1;
+  #peerIds = new Set<NodeId>();
   #cluster: string | undefined;
 
   /**
@@ -480,10 +481,9 @@ export class Server<C> {
     return own?.url;
   }
 
+  /** Whether `id` is in the address book the transport was last given. */
   #knows(id: NodeId): boolean {
-    if (this.#config.nodes.some((node) => node.id === id)) return true;
-    if (this.#membershipChange.learners.has(id)) return true;
-    return this.#core?.membership.members().some((m) => m.id === id) ?? false;
+    return this.#peerIds.has(id);
   }
 
   #updatePeers(): void {
@@ -496,6 +496,7 @@ export class Server<C> {
     const learners = this.#membershipChange.learners;
     for (const member of learners.values()) byId.set(member.id, member);
     byId.delete(this.#id);
+    this.#peerIds = new Set(byId.keys());
     this.#transport?.setPeers([...byId.values()]);
   }
 
